@@ -1,0 +1,6 @@
+//! `gnt-cluster`: cluster-wide administration.
+
+/// Entry point.
+pub fn main(_program: &str, _args: &[String]) -> u8 {
+    crate::applets::EXIT_NOT_IMPLEMENTED
+}

@@ -1,0 +1,1 @@
+//! Ganeti's `key=value,key=value` option values (`-B`, `-H`, `--disk`, `--net`).

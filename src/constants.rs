@@ -1,0 +1,47 @@
+//! Ports, timeouts, versions and limits. Units are part of the names.
+//!
+//! Values mirror Ganeti 3.0 (`_constants.py`, `constants.py`) where a
+//! Ganeti client or file depends on them.
+
+/// Our release, printed by `gnt-cluster version` and `--version`.
+pub const RELEASE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Ganeti release whose interfaces we implement.
+pub const GANETI_COMPAT_VERSION: &str = "3.0.2";
+/// `config.data` format version written by us (Ganeti 3.0: 3000000).
+pub const CONFIG_VERSION: u32 = 3_000_000;
+/// Major/minor/revision of [`CONFIG_VERSION`].
+pub const CONFIG_MAJOR: u32 = 3;
+/// Minor part of [`CONFIG_VERSION`].
+pub const CONFIG_MINOR: u32 = 0;
+/// Internode protocol version (Ganeti 3.0: `PROTOCOL_VERSION = 3000000`).
+pub const PROTOCOL_VERSION: u32 = 3_000_000;
+/// OS API versions we support (design 2.1).
+pub const OS_API_VERSIONS: [u32; 3] = [10, 15, 20];
+/// Export format version (`EXPORT_VERSION`).
+pub const EXPORT_VERSION: u32 = 0;
+
+/// Node daemon RPC port.
+pub const DEFAULT_NODED_PORT: u16 = 1811;
+/// confd UDP port.
+pub const DEFAULT_CONFD_PORT: u16 = 1814;
+/// RAPI HTTPS port.
+pub const DEFAULT_RAPI_PORT: u16 = 5080;
+
+/// Default MAC prefix for generated NIC addresses.
+pub const DEFAULT_MAC_PREFIX: &str = "aa:00:00";
+/// Default master-candidate pool size.
+pub const DEFAULT_CANDIDATE_POOL_SIZE: u32 = 10;
+/// Default maximum number of jobs kept running at once (Ganeti 3.0).
+pub const DEFAULT_MAX_RUNNING_JOBS: u32 = 20;
+/// Default maximum number of jobs tracked at once (Ganeti 3.0).
+pub const DEFAULT_MAX_TRACKED_JOBS: u32 = 25;
+/// Default LUXI reply timeout for CLI clients.
+pub const LUXI_DEFAULT_RWTO_SECS: u64 = 60;
+/// Longest LUXI message we accept (bytes); larger frames are refused.
+pub const LUXI_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// How long a daemon-util stop waits for a daemon to exit before SIGKILL.
+pub const DAEMON_STOP_TIMEOUT_SECS: u64 = 30;
+/// Length of the confd HMAC key in bytes (hex-encoded in the file).
+pub const HMAC_KEY_BYTES: usize = 32;
+/// Validity of a generated cluster certificate (Ganeti: 5 years).
+pub const CERT_VALIDITY_DAYS: u32 = 5 * 365;

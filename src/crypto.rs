@@ -1,0 +1,1 @@
+//! Cluster secrets: certificates and the confd HMAC key.

@@ -1,0 +1,6 @@
+//! `ganeti daemon-util`: start, stop and check the daemons.
+
+/// Entry point.
+pub fn main(_program: &str, _args: &[String]) -> u8 {
+    crate::applets::EXIT_NOT_IMPLEMENTED
+}

@@ -1,0 +1,1 @@
+//! LUXI: the masterd unix-socket protocol.

@@ -1,0 +1,1 @@
+//! `ssconf_*` files.

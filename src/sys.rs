@@ -1,0 +1,10 @@
+//! The only home of unsafe code, raw syscalls, process spawning and atomic
+//! file writes. Everything above this module uses these safe wrappers.
+//!
+//! - [`fs`]: atomic writes (temp, fsync, rename, fsync dir), secret files.
+//! - [`cmd`]: the [`cmd::Runner`] trait every external program goes through.
+//! - [`proc`]: host name, pids, signals to other processes, `mlockall`.
+
+pub mod cmd;
+pub mod fs;
+pub mod proc;

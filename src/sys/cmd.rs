@@ -1,0 +1,268 @@
+//! Running external programs.
+//!
+//! Every external program runs through a [`Runner`]: argv is a list (never a
+//! shell string), and a failure carries the command line, exit status,
+//! stdout and stderr. [`RealRunner`] runs programs; [`RecordingRunner`]
+//! records them and answers from a script, for tests of code whose tools
+//! cannot run on a given machine (LVM, DRBD, `ip`).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// One command to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Extra environment variables (added to the inherited ones).
+    pub env: Vec<(String, String)>,
+    /// Working directory, if not the current one.
+    pub cwd: Option<PathBuf>,
+}
+
+impl Command {
+    /// A command from a program and its arguments.
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Command {
+            argv: argv.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The command line for messages.
+    pub fn display(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+/// What a finished command produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// A command that could not run or did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CmdError {
+    /// The program could not be started.
+    #[error("cannot run `{cmdline}`")]
+    Spawn {
+        /// The command line.
+        cmdline: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It ran and failed.
+    #[error("`{cmdline}` failed with {}: {}", status_text(*code), failure_text(stdout, stderr))]
+    Failed {
+        /// The command line.
+        cmdline: String,
+        /// Exit code; `None` if killed by a signal.
+        code: Option<i32>,
+        /// Its standard output.
+        stdout: String,
+        /// Its standard error.
+        stderr: String,
+    },
+}
+
+fn status_text(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("exit code {c}"),
+        None => "a signal".to_string(),
+    }
+}
+
+fn failure_text(stdout: &str, stderr: &str) -> String {
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    text.trim().to_string()
+}
+
+/// Something that runs commands.
+pub trait Runner: Send + Sync {
+    /// Runs `cmd` to completion, capturing its output; a non-zero exit is an error.
+    fn run(&self, cmd: &Command) -> Result<Output, CmdError>;
+}
+
+/// Runs real programs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealRunner;
+
+impl Runner for RealRunner {
+    fn run(&self, cmd: &Command) -> Result<Output, CmdError> {
+        let Some((prog, args)) = cmd.argv.split_first() else {
+            return Err(CmdError::Spawn {
+                cmdline: String::new(),
+                source: std::io::Error::other("empty command line"),
+            });
+        };
+        #[allow(clippy::disallowed_methods)] // this is the one sanctioned place
+        let mut c = std::process::Command::new(prog);
+        c.args(args).stdin(std::process::Stdio::null());
+        for (k, v) in &cmd.env {
+            c.env(k, v);
+        }
+        if let Some(d) = &cmd.cwd {
+            c.current_dir(d);
+        }
+        let out = c.output().map_err(|source| CmdError::Spawn {
+            cmdline: cmd.display(),
+            source,
+        })?;
+        let output = Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if out.status.success() {
+            Ok(output)
+        } else {
+            Err(CmdError::Failed {
+                cmdline: cmd.display(),
+                code: output.code,
+                stdout: output.stdout,
+                stderr: output.stderr,
+            })
+        }
+    }
+}
+
+/// Spawns a program detached from us (new session, stdio to /dev/null),
+/// returning its pid. Used to start daemons in the background.
+pub fn spawn_detached(cmd: &Command) -> Result<u32, CmdError> {
+    use std::os::unix::process::CommandExt;
+    let Some((prog, args)) = cmd.argv.split_first() else {
+        return Err(CmdError::Spawn {
+            cmdline: String::new(),
+            source: std::io::Error::other("empty command line"),
+        });
+    };
+    #[allow(clippy::disallowed_methods)] // this is the one sanctioned place
+    let mut c = std::process::Command::new(prog);
+    c.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    for (k, v) in &cmd.env {
+        c.env(k, v);
+    }
+    let child = c.spawn().map_err(|source| CmdError::Spawn {
+        cmdline: cmd.display(),
+        source,
+    })?;
+    Ok(child.id())
+}
+
+/// Records every command and answers from a queue of scripted outputs
+/// (default: success with empty output). Shared by all tests that need it.
+#[derive(Debug, Default)]
+pub struct RecordingRunner {
+    calls: Mutex<Vec<Command>>,
+    answers: Mutex<VecDeque<Result<Output, String>>>,
+}
+
+impl RecordingRunner {
+    /// A runner whose commands all succeed with no output.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues the answer to the next unanswered command: `Ok(stdout)` or
+    /// `Err(stderr)` (exit code 1).
+    pub fn push_answer(&self, answer: Result<&str, &str>) {
+        let a = match answer {
+            Ok(out) => Ok(Output {
+                code: Some(0),
+                stdout: out.to_string(),
+                stderr: String::new(),
+            }),
+            Err(err) => Err(err.to_string()),
+        };
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(a);
+    }
+
+    /// The commands run so far.
+    pub fn calls(&self) -> Vec<Command> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Runner for RecordingRunner {
+    fn run(&self, cmd: &Command) -> Result<Output, CmdError> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(cmd.clone());
+        let next = self
+            .answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        match next {
+            None => Ok(Output {
+                code: Some(0),
+                ..Output::default()
+            }),
+            Some(Ok(o)) => Ok(o),
+            Some(Err(stderr)) => Err(CmdError::Failed {
+                cmdline: cmd.display(),
+                code: Some(1),
+                stdout: String::new(),
+                stderr,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_runner_reports_failures_with_output() {
+        let ok = RealRunner
+            .run(&Command::new(["sh", "-c", "echo hi"]))
+            .unwrap();
+        assert_eq!(ok.stdout, "hi\n");
+        let err = RealRunner
+            .run(&Command::new(["sh", "-c", "echo boom >&2; exit 3"]))
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("exit code 3") && msg.contains("boom"), "{msg}");
+    }
+
+    #[test]
+    fn recording_runner_records_and_answers() {
+        let r = RecordingRunner::new();
+        r.push_answer(Err("no such device"));
+        assert!(r.run(&Command::new(["ip", "addr", "add"])).is_err());
+        assert!(r.run(&Command::new(["true"])).is_ok());
+        assert_eq!(r.calls().len(), 2);
+    }
+}
