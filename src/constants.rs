@@ -41,7 +41,7 @@ pub const LUXI_DEFAULT_RWTO_SECS: u64 = 60;
 pub const LUXI_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// How long a daemon-util stop waits for a daemon to exit before SIGKILL.
 pub const DAEMON_STOP_TIMEOUT_SECS: u64 = 30;
-/// Length of the confd HMAC key in bytes (hex-encoded in the file).
-pub const HMAC_KEY_BYTES: usize = 32;
+/// Length of the confd HMAC key in bytes (hex-encoded in the file, as Ganeti's GenerateSecret).
+pub const HMAC_KEY_BYTES: usize = 20;
 /// Validity of a generated cluster certificate (Ganeti: 5 years).
 pub const CERT_VALIDITY_DAYS: u32 = 5 * 365;
