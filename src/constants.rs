@@ -45,3 +45,32 @@ pub const DAEMON_STOP_TIMEOUT_SECS: u64 = 30;
 pub const HMAC_KEY_BYTES: usize = 20;
 /// Validity of a generated cluster certificate (Ganeti: 5 years).
 pub const CERT_VALIDITY_DAYS: u32 = 5 * 365;
+
+/// Where OS definitions are searched, in order (as on a real node).
+pub const OS_SEARCH_PATH: &[&str] =
+    &["/srv/ganeti/os", "/usr/local/lib/ganeti/os", "/usr/lib/ganeti/os", "/usr/share/ganeti/os"];
+/// Where ExtStorage providers are searched, in order (as on a real node).
+pub const ES_SEARCH_PATH: &[&str] = &[
+    "/srv/ganeti/extstorage",
+    "/usr/local/lib/ganeti/extstorage",
+    "/usr/lib/ganeti/extstorage",
+    "/usr/share/ganeti/extstorage",
+];
+/// Smallest LVM volume group `gnt-cluster init` accepts (MiB; Ganeti's `MIN_VG_SIZE`).
+pub const MIN_VG_SIZE_MIB: u64 = 20480;
+/// Hypervisors Ganeti knows.
+pub const HYPERVISORS: &[&str] = &["chroot", "fake", "kvm", "lxc", "xen-hvm", "xen-pvm"];
+/// Hypervisor enabled when `--enabled-hypervisors` is not given. Ganeti
+/// defaults to xen-pvm; ganeti-rs targets KVM hosts.
+pub const DEFAULT_ENABLED_HYPERVISOR: &str = "kvm";
+/// Disk templates Ganeti knows.
+pub const DISK_TEMPLATES: &[&str] =
+    &["blockdev", "diskless", "drbd", "ext", "file", "gluster", "plain", "rbd", "sharedfile"];
+/// Disk templates enabled when `--enabled-disk-templates` is not given (Ganeti's default).
+pub const DEFAULT_ENABLED_DISK_TEMPLATES: &[&str] = &["drbd", "plain"];
+/// Default master network device (Ganeti's `DEFAULT_BRIDGE`).
+pub const DEFAULT_MASTER_NETDEV: &str = "xen-br0";
+/// Default LVM volume group.
+pub const DEFAULT_VG: &str = "xenvg";
+/// Default DRBD usermode helper.
+pub const DEFAULT_DRBD_HELPER: &str = "/bin/true";

@@ -4,7 +4,9 @@
 //! - [`fs`]: atomic writes (temp, fsync, rename, fsync dir), secret files.
 //! - [`cmd`]: the [`cmd::Runner`] trait every external program goes through.
 //! - [`proc`]: host name, pids, signals to other processes, `mlockall`.
+//! - [`time`]: wall-clock timestamps and their printed forms.
 
 pub mod cmd;
 pub mod fs;
 pub mod proc;
+pub mod time;

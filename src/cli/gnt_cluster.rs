@@ -1,6 +1,395 @@
 //! `gnt-cluster`: cluster-wide administration.
+//!
+//! `init` and `destroy` work on this node's files through
+//! [`crate::bootstrap`] (no masterd exists before init, and none after
+//! destroy); every other command asks masterd over LUXI. `getmaster` reads
+//! ssconf, as Ganeti's does, so it works on any node.
+
+use super::output::{python_repr, Info};
+use super::{parse_args, report_luxi_error, EXIT_FAILURE, EXIT_SUCCESS};
+use crate::bootstrap::{self, InitOptions};
+use crate::luxi::client::Client;
+use crate::luxi::Method;
+use crate::paths::Paths;
+use argh::FromArgs;
+use serde_json::Value;
+
+/// Short options that take a value (for argv normalisation).
+const SHORT_WITH_VALUE: &[char] = &['s', 'H', 'B', 'N', 'D', 'C', 'I', 'g'];
+
+#[derive(FromArgs, Debug)]
+/// Cluster administration (Ganeti's gnt-cluster).
+struct GntCluster {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum Command {
+    Init(InitArgs),
+    Info(InfoArgs),
+    Getmaster(GetmasterArgs),
+    Version(VersionArgs),
+    Destroy(DestroyArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// Initialises a new cluster configuration with this node as master.
+#[argh(subcommand, name = "init")]
+struct InitArgs {
+    /// comma-separated hypervisors to enable (first is the default; default: kvm)
+    #[argh(option)]
+    enabled_hypervisors: Option<String>,
+    /// comma-separated disk templates to enable (default: drbd,plain)
+    #[argh(option)]
+    enabled_disk_templates: Option<String>,
+    /// network device carrying the master IP (default: xen-br0)
+    #[argh(option)]
+    master_netdev: Option<String>,
+    /// netmask of the master IP in CIDR bits (default: the full address length)
+    #[argh(option)]
+    master_netmask: Option<u32>,
+    /// secondary (replication) IP of this node, IPv4
+    #[argh(option, short = 's')]
+    secondary_ip: Option<String>,
+    /// IP version of the primary network: 4 or 6 (default 4)
+    #[argh(option, default = "4")]
+    primary_ip_version: u8,
+    /// hypervisor parameters HV:key=val,… (repeatable)
+    #[argh(option, short = 'H')]
+    hypervisor_parameters: Vec<String>,
+    /// default backend parameters key=val,…
+    #[argh(option, short = 'B')]
+    backend_parameters: Option<String>,
+    /// default NIC parameters key=val,…
+    #[argh(option, short = 'N')]
+    nic_parameters: Option<String>,
+    /// disk parameters TEMPLATE:key=val,… (repeatable)
+    #[argh(option, short = 'D')]
+    disk_parameters: Vec<String>,
+    /// default node parameters key=val,…
+    #[argh(option)]
+    node_parameters: Option<String>,
+    /// user-id pool for instances: ranges like 1000-1009,2000
+    #[argh(option)]
+    uid_pool: Option<String>,
+    /// directory for file-based instance disks
+    #[argh(option)]
+    file_storage_dir: Option<String>,
+    /// directory for shared-file instance disks
+    #[argh(option)]
+    shared_file_storage_dir: Option<String>,
+    /// do not add this node to /etc/hosts
+    #[argh(switch)]
+    no_etc_hosts: bool,
+    /// accepted for compatibility: ganeti-rs never edits SSH setup
+    #[argh(switch)]
+    no_ssh_init: bool,
+    /// first three octets of generated MAC addresses (default aa:00:00)
+    #[argh(option)]
+    mac_prefix: Option<String>,
+    /// number of master candidates to keep (default 10)
+    #[argh(option, short = 'C')]
+    candidate_pool_size: Option<u32>,
+    /// default instance allocator
+    #[argh(option, short = 'I')]
+    default_iallocator: Option<String>,
+    /// LVM volume group for plain and drbd disks (default xenvg when enabled)
+    #[argh(option, short = 'g')]
+    vg_name: Option<String>,
+    /// DRBD usermode helper (default /bin/true when drbd is enabled)
+    #[argh(option)]
+    drbd_usermode_helper: Option<String>,
+    /// keep node health maintained by the watcher: yes or no
+    #[argh(option)]
+    maintain_node_health: Option<String>,
+    /// wipe disks before use: yes or no
+    #[argh(option)]
+    prealloc_wipe_disks: Option<String>,
+    /// do not start the daemons after initialising
+    #[argh(switch)]
+    no_start: bool,
+    /// the cluster name (must resolve to the master IP)
+    #[argh(positional)]
+    cluster_name: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Shows the cluster configuration.
+#[argh(subcommand, name = "info")]
+struct InfoArgs {
+    /// print integers as roman numerals (accepted; printed as decimal)
+    #[argh(switch)]
+    roman: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Prints the name of the master node.
+#[argh(subcommand, name = "getmaster")]
+struct GetmasterArgs {}
+
+#[derive(FromArgs, Debug)]
+/// Prints the software and protocol versions of the cluster.
+#[argh(subcommand, name = "version")]
+struct VersionArgs {}
+
+#[derive(FromArgs, Debug)]
+/// Destroys the cluster: stops the daemons and removes its configuration from this node.
+#[argh(subcommand, name = "destroy")]
+struct DestroyArgs {
+    /// confirm that the cluster is to be destroyed
+    #[argh(switch)]
+    yes_do_it: bool,
+}
 
 /// Entry point.
-pub fn main(_program: &str, _args: &[String]) -> u8 {
-    crate::applets::EXIT_NOT_IMPLEMENTED
+pub fn main(program: &str, args: &[String]) -> u8 {
+    let cmd: GntCluster = match parse_args(program, args, SHORT_WITH_VALUE) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let paths = match Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    match cmd.command {
+        Command::Init(a) => init(&paths, a),
+        Command::Info(_) => info(&paths),
+        Command::Getmaster(_) => getmaster(&paths),
+        Command::Version(_) => version(&paths),
+        Command::Destroy(a) => destroy(&paths, a),
+    }
+}
+
+fn init(paths: &Paths, a: InitArgs) -> u8 {
+    let opts = InitOptions {
+        cluster_name: a.cluster_name,
+        enabled_hypervisors: a.enabled_hypervisors,
+        enabled_disk_templates: a.enabled_disk_templates,
+        master_netdev: a.master_netdev,
+        master_netmask: a.master_netmask,
+        secondary_ip: a.secondary_ip,
+        primary_ip_version: a.primary_ip_version,
+        hvparams: a.hypervisor_parameters,
+        beparams: a.backend_parameters,
+        nicparams: a.nic_parameters,
+        diskparams: a.disk_parameters,
+        ndparams: a.node_parameters,
+        uid_pool: a.uid_pool,
+        file_storage_dir: a.file_storage_dir,
+        shared_file_storage_dir: a.shared_file_storage_dir,
+        modify_etc_hosts: !a.no_etc_hosts,
+        mac_prefix: a.mac_prefix,
+        candidate_pool_size: a.candidate_pool_size,
+        default_iallocator: a.default_iallocator,
+        vg_name: a.vg_name,
+        drbd_helper: a.drbd_usermode_helper,
+        maintain_node_health: a.maintain_node_health,
+        prealloc_wipe_disks: a.prealloc_wipe_disks,
+        start_daemons: !a.no_start,
+    };
+    match bootstrap::init_cluster(paths, &opts, &crate::sys::cmd::RealRunner) {
+        Ok(report) => {
+            for line in report {
+                eprintln!("{line}");
+            }
+            EXIT_SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", super::format_failure(&e.to_failure()));
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn luxi_call(paths: &Paths, method: Method, args: Value) -> Result<Value, u8> {
+    Client::connect(&paths.query_socket())
+        .and_then(|mut c| c.call(method, args))
+        .map_err(|e| report_luxi_error(&e))
+}
+
+#[allow(clippy::print_stdout)]
+fn getmaster(paths: &Paths) -> u8 {
+    match crate::ssconf::master_node(paths) {
+        Ok(m) => {
+            println!("{m}");
+            EXIT_SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Cannot determine the master node: {}", crate::error::chain(&e));
+            EXIT_FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn version(paths: &Paths) -> u8 {
+    let r = match luxi_call(paths, Method::QueryClusterInfo, Value::Array(vec![])) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let s = |k: &str| python_repr(&r[k]);
+    println!("Software version: {}", s("software_version"));
+    println!("Internode protocol: {}", s("protocol_version"));
+    println!("Configuration format: {}", s("config_version"));
+    println!("OS api version: {}", s("os_api_version"));
+    println!("Export interface: {}", s("export_version"));
+    println!("VCS version: {}", s("vcs_version"));
+    EXIT_SUCCESS
+}
+
+#[allow(clippy::print_stdout)]
+fn info(paths: &Paths) -> u8 {
+    match luxi_call(paths, Method::QueryClusterInfo, Value::Array(vec![])) {
+        Ok(r) => {
+            println!("{}", cluster_info_tree(&r).render());
+            EXIT_SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn format_time(v: &Value) -> String {
+    match v.as_f64() {
+        Some(t) => crate::sys::time::format_local(t),
+        None => "N/A".into(),
+    }
+}
+
+fn comma_join(v: &Value) -> String {
+    v.as_array()
+        .map(|a| a.iter().map(python_repr).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+fn format_uid_pool(v: &Value) -> String {
+    let ranges: Vec<String> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| {
+                    let lo = r.get(0)?.as_u64()?;
+                    let hi = r.get(1)?.as_u64()?;
+                    Some(if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ranges.join(", ")
+}
+
+/// `gnt-cluster info` output from a `QueryClusterInfo` answer, in
+/// Ganeti's order and wording.
+fn cluster_info_tree(r: &Value) -> Info {
+    let t = |k: &str| Info::text(python_repr(&r[k]));
+    let tags = match r["tags"].as_array() {
+        Some(a) if !a.is_empty() => {
+            let mut v: Vec<String> = a.iter().map(python_repr).collect();
+            v.sort();
+            v.join(", ")
+        }
+        _ => "(none)".into(),
+    };
+    let reserved = match r["reserved_lvs"].as_array() {
+        Some(a) if !a.is_empty() => comma_join(&r["reserved_lvs"]),
+        _ => "(none)".into(),
+    };
+    let arch = &r["architecture"];
+    let mut collectors = std::collections::BTreeMap::new();
+    if let Some(m) = r["enabled_data_collectors"].as_object() {
+        for (k, active) in m {
+            let interval = r["data_collector_interval"][k].as_f64().unwrap_or(0.0) / 1e6;
+            collectors.insert(
+                k.clone(),
+                Info::Dict(
+                    [
+                        ("active".to_string(), Info::text(python_repr(active))),
+                        ("interval".to_string(), Info::text(format!("{interval:.3}s"))),
+                    ]
+                    .into(),
+                ),
+            );
+        }
+    }
+    Info::Section(vec![
+        ("Cluster name".into(), t("name")),
+        ("Cluster UUID".into(), t("uuid")),
+        ("Creation time".into(), Info::text(format_time(&r["ctime"]))),
+        ("Modification time".into(), Info::text(format_time(&r["mtime"]))),
+        ("Master node".into(), t("master")),
+        (
+            "Architecture (this node)".into(),
+            Info::text(format!("{} ({})", python_repr(&arch[0]), python_repr(&arch[1]))),
+        ),
+        ("Tags".into(), Info::text(tags)),
+        ("Default hypervisor".into(), t("default_hypervisor")),
+        ("Enabled hypervisors".into(), Info::text(comma_join(&r["enabled_hypervisors"]))),
+        ("Hypervisor parameters".into(), Info::from_json_dict(&r["hvparams"])),
+        ("OS-specific hypervisor parameters".into(), Info::from_json_dict(&r["os_hvp"])),
+        ("OS parameters".into(), Info::from_json_dict(&r["osparams"])),
+        ("Hidden OSes".into(), Info::text(comma_join(&r["hidden_os"]))),
+        ("Blacklisted OSes".into(), Info::text(comma_join(&r["blacklisted_os"]))),
+        (
+            "Cluster parameters".into(),
+            Info::Section(vec![
+                ("candidate pool size".into(), t("candidate_pool_size")),
+                ("maximal number of jobs running simultaneously".into(), t("max_running_jobs")),
+                ("maximal number of jobs simultaneously tracked by the scheduler".into(), t("max_tracked_jobs")),
+                ("mac prefix".into(), t("mac_prefix")),
+                ("master netdev".into(), t("master_netdev")),
+                ("master netmask".into(), t("master_netmask")),
+                ("use external master IP address setup script".into(), t("use_external_mip_script")),
+                ("lvm volume group".into(), t("volume_group_name")),
+                ("lvm reserved volumes".into(), Info::text(reserved)),
+                ("drbd usermode helper".into(), t("drbd_usermode_helper")),
+                ("file storage path".into(), t("file_storage_dir")),
+                ("shared file storage path".into(), t("shared_file_storage_dir")),
+                ("gluster storage path".into(), t("gluster_storage_dir")),
+                ("maintenance of node health".into(), t("maintain_node_health")),
+                ("uid pool".into(), Info::text(format_uid_pool(&r["uid_pool"]))),
+                ("default instance allocator".into(), t("default_iallocator")),
+                ("default instance allocator parameters".into(), Info::from_json_dict(&r["default_iallocator_params"])),
+                ("primary ip version".into(), t("primary_ip_version")),
+                ("preallocation wipe disks".into(), t("prealloc_wipe_disks")),
+                ("OS search path".into(), Info::text(crate::constants::OS_SEARCH_PATH.join(", "))),
+                ("ExtStorage Providers search path".into(), Info::text(crate::constants::ES_SEARCH_PATH.join(", "))),
+                ("enabled disk templates".into(), Info::text(comma_join(&r["enabled_disk_templates"]))),
+                ("install image".into(), t("install_image")),
+                ("instance communication network".into(), t("instance_communication_network")),
+                ("zeroing image".into(), t("zeroing_image")),
+                ("compression tools".into(), Info::text(python_repr(&r["compression_tools"]))),
+                ("enabled user shutdown".into(), t("enabled_user_shutdown")),
+                ("modify ssh setup".into(), t("modify_ssh_setup")),
+                ("ssh_key_type".into(), t("ssh_key_type")),
+                ("ssh_key_bits".into(), t("ssh_key_bits")),
+            ]),
+        ),
+        ("Default node parameters".into(), Info::from_json_dict(&r["ndparams"])),
+        ("Default instance parameters".into(), Info::from_json_dict(&r["beparams"])),
+        ("Default nic parameters".into(), Info::from_json_dict(&r["nicparams"])),
+        ("Default disk parameters".into(), Info::from_json_dict(&r["diskparams"])),
+        ("Instance policy - limits for instances".into(), Info::from_json_dict(&r["ipolicy"])),
+        ("Data collectors".into(), Info::Dict(collectors)),
+    ])
+}
+
+#[allow(clippy::print_stdout)]
+fn destroy(paths: &Paths, a: DestroyArgs) -> u8 {
+    if !a.yes_do_it {
+        eprintln!(
+            "Destroying a cluster is irreversible. If you really want to destroy this cluster, supply the --yes-do-it option."
+        );
+        return EXIT_FAILURE;
+    }
+    match bootstrap::destroy_cluster(paths, &crate::sys::cmd::RealRunner) {
+        Ok(()) => EXIT_SUCCESS,
+        Err(e) => {
+            eprintln!("{}", super::format_failure(&e.to_failure()));
+            EXIT_FAILURE
+        }
+    }
 }

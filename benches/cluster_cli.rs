@@ -1,0 +1,71 @@
+//! Wall time of cold CLI processes against a one-node virtual cluster:
+//! `gnt-cluster init` (Ganeti 3.0.2 here: 7.7–8.7 s) and `gnt-cluster info`
+//! (each run is a fresh process, as an admin's shell would start it).
+//!
+//! Run with `cargo bench --bench cluster_cli` (or `make bench`). Prints
+//! medians; timings are never asserted anywhere.
+#![allow(clippy::disallowed_methods)] // spawns the built binary
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn run(bin: &Path, root: &Path, args: &[&str]) -> Duration {
+    let t = Instant::now();
+    let out = Command::new(bin)
+        .args(args)
+        .env("GANETI_ROOTDIR", root)
+        .env("GANETI_HOSTNAME", "node1")
+        .output()
+        .unwrap();
+    let d = t.elapsed();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    d
+}
+
+fn main() {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_ganeti"));
+    let base = std::env::temp_dir().join(format!("ganeti-bench-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let root = base.join("node1");
+    std::fs::create_dir_all(root.join("etc/ganeti")).unwrap();
+    std::fs::create_dir_all(base.join("bin")).unwrap();
+    let gnt_cluster = base.join("bin/gnt-cluster");
+    symlink(&exe, &gnt_cluster).unwrap();
+    std::fs::write(base.join("hosts"), "127.0.0.11\tnode1\n127.0.0.10\tbench-cluster\n").unwrap();
+    let init = [
+        "init",
+        "--enabled-hypervisors",
+        "fake",
+        "--enabled-disk-templates",
+        "diskless",
+        "--master-netdev",
+        "lo",
+        "--no-etc-hosts",
+        "bench-cluster",
+    ];
+    let mut inits = Vec::new();
+    let mut infos = Vec::new();
+    for round in 0..5 {
+        inits.push(run(&gnt_cluster, &root, &init));
+        // masterd signals readiness before init returns; info talks to it.
+        for _ in 0..10 {
+            infos.push(run(&gnt_cluster, &root, &["info"]));
+        }
+        run(&gnt_cluster, &root, &["destroy", "--yes-do-it"]);
+        if round == 0 {
+            println!("binary: {}", exe.display());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("gnt-cluster init  (cold, starts masterd): median {:8.2} ms over {} runs; Ganeti 3.0.2: 7690 ms quiet -> {:.0}x", ms(median(inits.clone())), inits.len(), 7690.0 / ms(median(inits)));
+    println!("gnt-cluster info  (cold process, LUXI):   median {:8.2} ms over {} runs", ms(median(infos.clone())), infos.len());
+}

@@ -1,0 +1,3 @@
+//! One module per user-visible capability.
+
+mod cluster_init;
