@@ -45,3 +45,8 @@ pub const DAEMON_STOP_TIMEOUT_SECS: u64 = 30;
 pub const HMAC_KEY_BYTES: usize = 32;
 /// Validity of a generated cluster certificate (Ganeti: 5 years).
 pub const CERT_VALIDITY_DAYS: u32 = 5 * 365;
+/// How long a daemon started in the background may take to report ready.
+pub const DAEMON_START_TIMEOUT_SECS: u64 = 60;
+/// Cap on smol's blocking-thread pool in the daemons: with `mlockall` each
+/// thread locks about 2 MB of stack (PLATFORM.md).
+pub const DAEMON_BLOCKING_MAX_THREADS: usize = 4;
