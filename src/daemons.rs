@@ -190,6 +190,8 @@ impl Daemon {
         if self.readied.swap(true, Ordering::SeqCst) {
             return;
         }
+        // Logged first, so the line is there when the parent returns.
+        log::info!("ready");
         if let Some(pipe) = self.take_ready_pipe() {
             pipe.ready();
         }
@@ -198,7 +200,6 @@ impl Daemon {
                 log::warn!("cannot notify systemd at {}: {e}", sock.to_string_lossy());
             }
         }
-        log::info!("ready");
     }
 
     /// Whether `SIGTERM`/`SIGINT` arrived (or [`Daemon::request_shutdown`]
@@ -277,11 +278,14 @@ pub fn run(
     if !opts.foreground {
         return start_in_background(name, args, &paths);
     }
-    if ready_pipe.is_some() {
+    if let Some(pipe) = &ready_pipe {
         // We are the re-executed background child: leave the caller's
-        // session and terminal behind.
+        // session, terminal and descriptors behind.
+        let _ = sys::proc::close_inherited_fds(&[pipe.raw_fd()]);
         let _ = sys::proc::new_session();
     }
+    // Re-run through /proc/self/exe we would show up as `exe` in ps.
+    let _ = sys::proc::set_process_name(name);
     let notify_socket = std::env::var_os(NOTIFY_SOCKET_ENV);
     if notify_socket.is_some() {
         // Programs we run must not talk to systemd in our name.

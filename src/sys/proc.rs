@@ -95,6 +95,47 @@ pub fn new_session() -> std::io::Result<()> {
     rustix::process::setsid().map(drop).map_err(Into::into)
 }
 
+/// Sets the process name shown by `ps` and matched by `pgrep` (the
+/// kernel's `comm`, at most 15 bytes). A daemon re-run through
+/// `/proc/self/exe` would otherwise be called `exe`. Call from the main
+/// thread before starting others.
+pub fn set_process_name(name: &str) -> std::io::Result<()> {
+    let short: String = name.chars().take(15).collect();
+    let c = std::ffi::CString::new(short).map_err(std::io::Error::other)?;
+    rustix::thread::set_name(&c).map_err(Into::into)
+}
+
+/// Closes every inherited descriptor above stderr except `keep`, as a
+/// daemon going to the background must: an inherited pipe would keep its
+/// caller (a shell's command substitution, a test harness) waiting for
+/// end of file as long as the daemon lives.
+///
+/// Call at the very start of the process, on its only thread, before
+/// anything but `keep` owns a descriptor.
+pub fn close_inherited_fds(keep: &[std::os::fd::RawFd]) -> std::io::Result<()> {
+    let mut fds: Vec<std::os::fd::RawFd> = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let entry = entry?;
+        if let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            fds.push(fd);
+        }
+    }
+    for fd in fds.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        // The directory listing's own descriptor is in the list and closed
+        // by now; skip numbers that are not open any more.
+        if std::fs::read_link(format!("/proc/self/fd/{fd}")).is_err() {
+            continue;
+        }
+        // SAFETY: the descriptor is open (checked just above, and the
+        // process has a single thread, so it cannot have changed since);
+        // per this function's contract nothing in the process owns it: it
+        // was inherited across exec, and the only one we took ownership of
+        // is in `keep`.
+        unsafe { rustix::io::close(fd) };
+    }
+    Ok(())
+}
+
 /// The parent's end of a daemon's readiness pipe.
 ///
 /// The daemon started in the background writes [`READY_BYTE`] once it
@@ -226,6 +267,12 @@ impl ReadyWriter {
         Some(ReadyWriter {
             file: std::fs::File::from(owned),
         })
+    }
+
+    /// The descriptor, for [`close_inherited_fds`].
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.file.as_raw_fd()
     }
 
     /// Tells the parent the daemon is ready (consumes the pipe).
