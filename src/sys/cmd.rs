@@ -176,7 +176,7 @@ pub fn spawn_detached(cmd: &Command) -> Result<u32, CmdError> {
     Ok(child.id())
 }
 
-/// Starts this very executable again as program `arg0` (so that argv[0]
+/// Starts this very executable again as program `arg0` (so that `argv[0]`
 /// dispatch picks the daemon) with `args`, stdio on /dev/null. Used by a
 /// daemon to put itself in the background; the child inherits descriptors
 /// without close-on-exec (its readiness pipe).
