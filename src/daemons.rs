@@ -346,7 +346,7 @@ fn start_in_background(name: &'static str, args: &[String], paths: &Paths) -> u8
         ReadyOutcome::Ready => 0,
         ReadyOutcome::Failed(msg) => {
             let _ = child.wait();
-            eprintln!("{name}: {msg}");
+            eprintln!("{}", with_program(name, &msg));
             1
         }
         ReadyOutcome::Died => {
@@ -371,6 +371,15 @@ fn start_in_background(name: &'static str, args: &[String], paths: &Paths) -> u8
     }
 }
 
+/// `name: msg`, unless the message names the program already.
+fn with_program(name: &str, msg: &str) -> String {
+    if msg.starts_with(name) {
+        msg.to_string()
+    } else {
+        format!("{name}: {msg}")
+    }
+}
+
 /// The daemon process proper.
 fn serve(daemon: Daemon, body: impl FnOnce(&Daemon) -> Result<(), DaemonError>) -> u8 {
     let name = daemon.name;
@@ -378,7 +387,7 @@ fn serve(daemon: Daemon, body: impl FnOnce(&Daemon) -> Result<(), DaemonError>) 
     // Before logging works, errors go to stderr and the waiting parent.
     let early_fail = |daemon: &Daemon, e: DaemonError| {
         let msg = chain(&e);
-        eprintln!("{name}: {msg}");
+        eprintln!("{}", with_program(name, &msg));
         if let Some(pipe) = daemon.take_ready_pipe() {
             pipe.failed(&msg);
         }
@@ -415,7 +424,7 @@ fn serve(daemon: Daemon, body: impl FnOnce(&Daemon) -> Result<(), DaemonError>) 
         let msg = chain(&e);
         log::error!("{msg}");
         if foreground_terminal && !logger.echoes_to_stderr() {
-            eprintln!("{name}: {msg}");
+            eprintln!("{}", with_program(name, &msg));
         }
         if let Some(pipe) = daemon.take_ready_pipe() {
             pipe.failed(&msg);
