@@ -194,6 +194,10 @@ fn dispatch_multicall(args: &[String]) -> u8 {
                 0
             }
         }
+        Some("--list") if args.get(1).map(String::as_str) == Some("--names") => {
+            print_names();
+            0
+        }
         Some("--list") => {
             print_list();
             0
@@ -241,6 +245,21 @@ fn print_list() {
             " (not built yet)"
         };
         println!("{:<16} {}{state}", a.name, a.summary);
+    }
+}
+
+/// `ganeti --list --names`: `name kind` lines (kind: `daemon`, `admin`,
+/// `tool`), every program whether built or not, for `make install` and
+/// `install.sh`, so the installed links always match this table.
+#[allow(clippy::print_stdout)]
+fn print_names() {
+    for a in APPLETS {
+        let kind = match a.kind {
+            Kind::Daemon => "daemon",
+            Kind::Admin => "admin",
+            Kind::Tool => "tool",
+        };
+        println!("{} {kind}", a.name);
     }
 }
 

@@ -74,3 +74,8 @@ pub const DEFAULT_MASTER_NETDEV: &str = "xen-br0";
 pub const DEFAULT_VG: &str = "xenvg";
 /// Default DRBD usermode helper.
 pub const DEFAULT_DRBD_HELPER: &str = "/bin/true";
+/// How long a daemon started in the background may take to report ready.
+pub const DAEMON_START_TIMEOUT_SECS: u64 = 60;
+/// Cap on smol's blocking-thread pool in the daemons: with `mlockall` each
+/// thread locks about 2 MB of stack (PLATFORM.md).
+pub const DAEMON_BLOCKING_MAX_THREADS: usize = 4;

@@ -31,18 +31,21 @@ pub fn main(_program: &str, args: &[String]) -> u8 {
 
 fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     let paths = daemon.paths.clone();
-    let store = ConfigStore::open(&paths).map_err(|e| DaemonError::startup("loading the cluster configuration", e))?;
+    let store = ConfigStore::open(&paths).map_err(|e| DaemonError::body("loading the cluster configuration", e))?;
     let snapshot = store.snapshot();
     let me = paths.hostname();
     let master = master_node_name(&config_json(&snapshot));
     if master.as_deref() != Some(me.as_str()) {
-        return Err(DaemonError::message(format!(
-            "this node ({me}) is not the master node ({}) of the cluster; refusing to start",
-            master.unwrap_or_else(|| "unknown".into())
-        )));
+        return Err(DaemonError::body(
+            "checking the master role",
+            format!(
+                "this node ({me}) is not the master node ({}) of the cluster; refusing to start",
+                master.unwrap_or_else(|| "unknown".into())
+            ),
+        ));
     }
     crate::sys::fs::ensure_dir(&paths.socket_dir(), 0o750)
-        .map_err(|e| DaemonError::startup("creating the socket directory", e))?;
+        .map_err(|e| DaemonError::body("creating the socket directory", e))?;
     let handler = Arc::new(MasterHandler { store: Arc::new(store), paths: paths.clone() });
     let ex = Arc::new(smol::Executor::new());
     let sockets = [paths.master_socket(), paths.query_socket()];
@@ -67,10 +70,10 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     // A socket left by a crashed masterd would make bind fail; our pid
     // file lock guarantees no live masterd owns it.
     let _ = std::fs::remove_file(path);
-    let l = UnixListener::bind(path).map_err(|e| DaemonError::startup("binding the LUXI socket", e))?;
+    let l = UnixListener::bind(path).map_err(|e| DaemonError::body("binding the LUXI socket", e))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
-        .map_err(|e| DaemonError::startup("setting the LUXI socket mode", e))?;
+        .map_err(|e| DaemonError::body("setting the LUXI socket mode", e))?;
     Ok(l)
 }
 

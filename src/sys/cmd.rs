@@ -176,6 +176,32 @@ pub fn spawn_detached(cmd: &Command) -> Result<u32, CmdError> {
     Ok(child.id())
 }
 
+/// Starts this very executable again as program `arg0` (so that `argv[0]`
+/// dispatch picks the daemon) with `args`, stdio on /dev/null. Used by a
+/// daemon to put itself in the background; the child inherits descriptors
+/// without close-on-exec (its readiness pipe).
+pub fn spawn_self(
+    arg0: &str,
+    args: &[String],
+    env: &[(String, String)],
+) -> Result<std::process::Child, CmdError> {
+    use std::os::unix::process::CommandExt;
+    let exe = "/proc/self/exe";
+    let cmdline = format!("{exe} (as {arg0}) {}", args.join(" "));
+    #[allow(clippy::disallowed_methods)] // this is the one sanctioned place
+    let mut c = std::process::Command::new(exe);
+    c.arg0(arg0)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn()
+        .map_err(|source| CmdError::Spawn { cmdline, source })
+}
+
 /// Records every command and answers from a queue of scripted outputs
 /// (default: success with empty output). Shared by all tests that need it.
 #[derive(Debug, Default)]

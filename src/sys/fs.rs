@@ -131,6 +131,167 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<(), FsError> {
     Ok(())
 }
 
+/// Opens `path` for appending, creating it with `mode` if needed (log files).
+pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(mode)
+        .open(path)
+}
+
+/// Opens a terminal device such as `/dev/console` for writing without
+/// making it our controlling terminal (`O_NOCTTY`).
+pub fn open_terminal(path: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::WRONLY
+            | rustix::fs::OFlags::APPEND
+            | rustix::fs::OFlags::NOCTTY
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// A daemon's pid file, exclusively locked (`flock`) for as long as this
+/// value lives. The lock, not the pid written in the file, says whether the
+/// daemon runs: it disappears with the process, however it dies.
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+    // Holds the lock; closing it releases the lock.
+    file: File,
+}
+
+/// The outcome of trying to take a pid file.
+#[derive(Debug)]
+pub enum PidLock {
+    /// We hold it now, with our pid written in it.
+    Acquired(PidFile),
+    /// Another live process holds it; the pid it wrote, if readable.
+    Held {
+        /// The pid in the file.
+        pid: Option<u32>,
+    },
+}
+
+/// What a pid file says about its daemon, without taking it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidProbe {
+    /// No pid file: not running.
+    Absent,
+    /// A pid file nobody holds: the daemon died without cleaning up.
+    Stale,
+    /// Held by a running daemon with this pid (if the file could be read).
+    Running(Option<u32>),
+}
+
+impl PidFile {
+    /// Takes the pid file at `path`, writing our own pid into it.
+    pub fn lock(path: &Path) -> Result<PidLock, FsError> {
+        // A previous holder removes the file before exiting, so the inode we
+        // locked may already be unlinked: retry until the lock is on the
+        // file that the path names.
+        for _ in 0..10 {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                // Not yet: the old content names the holder if the lock fails.
+                .truncate(false)
+                .mode(0o644)
+                .open(path)
+                .map_err(io_err("opening pid file", path))?;
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Ok(PidLock::Held {
+                        pid: read_pid(&mut file),
+                    })
+                }
+                Err(e) => return Err(io_err("locking pid file", path)(e.into())),
+            }
+            if !same_inode(&file, path) {
+                continue;
+            }
+            file.set_len(0)
+                .map_err(io_err("truncating pid file", path))?;
+            file.write_all(format!("{}\n", std::process::id()).as_bytes())
+                .map_err(io_err("writing pid file", path))?;
+            file.sync_all().map_err(io_err("fsync pid file", path))?;
+            return Ok(PidLock::Acquired(PidFile {
+                path: path.to_path_buf(),
+                file,
+            }));
+        }
+        Err(io_err("locking pid file", path)(io::Error::other(
+            "the file keeps being replaced",
+        )))
+    }
+
+    /// Looks at the pid file at `path` without keeping it.
+    pub fn probe(path: &Path) -> Result<PidProbe, FsError> {
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(PidProbe::Absent),
+            Err(e) => return Err(io_err("opening pid file", path)(e)),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            Ok(()) => Ok(PidProbe::Stale),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(PidProbe::Running(read_pid(&mut file))),
+            Err(e) => Err(io_err("probing lock of pid file", path)(e.into())),
+        }
+    }
+
+    /// Removes a pid file nobody holds (left by a daemon that was killed).
+    /// Does nothing when a live daemon holds it or it is gone already.
+    pub fn remove_stale(path: &Path) -> Result<(), FsError> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("opening pid file", path)(e)),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) if same_inode(&file, path) => match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    Err(io_err("removing stale pid file", path)(e))
+                }
+                _ => Ok(()),
+            },
+            Ok(()) | Err(rustix::io::Errno::WOULDBLOCK) => Ok(()),
+            Err(e) => Err(io_err("locking pid file", path)(e.into())),
+        }
+    }
+
+    /// The pid file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the file, then releases the lock.
+    pub fn remove(self) -> Result<(), FsError> {
+        let r = fs::remove_file(&self.path).map_err(io_err("removing pid file", &self.path));
+        drop(self.file);
+        r
+    }
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    use std::io::Read;
+    let mut s = String::new();
+    file.read_to_string(&mut s).ok()?;
+    s.trim().parse().ok()
+}
+
+fn same_inode(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +334,47 @@ mod tests {
         let mut b = [0u8; 32];
         random_bytes(&mut b).unwrap();
         assert!(b.iter().any(|&x| x != 0));
+    }
+
+    #[test]
+    fn pid_file_is_exclusive_and_probed_by_its_lock() {
+        let d = tempdir("pid");
+        let p = d.join("ganeti-masterd.pid");
+        assert_eq!(PidFile::probe(&p).unwrap(), PidProbe::Absent);
+        let PidLock::Acquired(held) = PidFile::lock(&p).unwrap() else {
+            panic!("first lock must succeed");
+        };
+        let me = std::process::id();
+        assert_eq!(fs::read_to_string(&p).unwrap(), format!("{me}\n"));
+        // flock locks belong to the open file, so a second open in the same
+        // process conflicts just as another process would.
+        match PidFile::lock(&p).unwrap() {
+            PidLock::Held { pid } => assert_eq!(pid, Some(me)),
+            PidLock::Acquired(_) => panic!("second lock must fail"),
+        }
+        assert_eq!(PidFile::probe(&p).unwrap(), PidProbe::Running(Some(me)));
+        PidFile::remove_stale(&p).unwrap();
+        assert!(p.exists(), "a held pid file is not stale");
+        held.remove().unwrap();
+        assert_eq!(PidFile::probe(&p).unwrap(), PidProbe::Absent);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn stale_pid_file_is_detected_and_removed() {
+        let d = tempdir("stale");
+        let p = d.join("ganeti-noded.pid");
+        fs::File::create(&p)
+            .unwrap()
+            .write_all(b"999999\n")
+            .unwrap();
+        assert_eq!(PidFile::probe(&p).unwrap(), PidProbe::Stale);
+        let PidLock::Acquired(held) = PidFile::lock(&p).unwrap() else {
+            panic!("a stale pid file must be taken over");
+        };
+        drop(held); // dropped without remove(): left stale again
+        PidFile::remove_stale(&p).unwrap();
+        assert_eq!(PidFile::probe(&p).unwrap(), PidProbe::Absent);
+        fs::remove_dir_all(&d).unwrap();
     }
 }
