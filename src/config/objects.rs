@@ -113,12 +113,12 @@ impl Uuid {
 
     /// Whether this is a well-formed UUID text (8-4-4-4-12 lowercase hex).
     pub fn is_well_formed(&self) -> bool {
-        let parts: Vec<&str> = self.0.split('-').collect();
-        parts.len() == 5
-            && parts
-                .iter()
-                .zip([8, 4, 4, 4, 12])
-                .all(|(p, n)| p.len() == n && p.bytes().all(|c| c.is_ascii_hexdigit()))
+        let b = self.0.as_bytes();
+        b.len() == 36
+            && b.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_hexdigit(),
+            })
     }
 }
 
@@ -753,37 +753,89 @@ impl Serialize for LogicalId {
 
 impl<'de> Deserialize<'de> for LogicalId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        Ok(LogicalId::from_value(v))
+        d.deserialize_any(LogicalIdVisitor)
+    }
+}
+
+/// Reads the common shapes straight from the parser (this runs for every
+/// disk of the cluster); anything else goes through a `Value`.
+struct LogicalIdVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LogicalIdVisitor {
+    type Value = LogicalId;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a logical_id")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<LogicalId, A::Error> {
+        let mut items: Vec<Value> = Vec::with_capacity(6);
+        while let Some(v) = seq.next_element::<Value>()? {
+            items.push(v);
+        }
+        Ok(LogicalId::from_items(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<LogicalId, A::Error> {
+        let v = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(LogicalId::Other(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LogicalId, E> {
+        Ok(LogicalId::Other(Value::String(v.to_string())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<LogicalId, E> {
+        Ok(LogicalId::Other(Value::String(v)))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<LogicalId, E> {
+        Ok(LogicalId::Other(Value::Bool(v)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<LogicalId, E> {
+        Ok(LogicalId::Other(Value::from(v)))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<LogicalId, E> {
+        Ok(LogicalId::Other(Value::from(v)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<LogicalId, E> {
+        Ok(LogicalId::Other(Value::from(v)))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<LogicalId, E> {
+        Ok(LogicalId::Other(Value::Null))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<LogicalId, E> {
+        Ok(LogicalId::Other(Value::Null))
     }
 }
 
 impl LogicalId {
-    fn from_value(v: Value) -> LogicalId {
-        if let Value::Array(items) = &v {
-            match items.as_slice() {
-                [Value::String(a), Value::String(b)] => {
-                    return LogicalId::Pair(a.clone(), b.clone())
-                }
-                [Value::String(a), Value::String(b), port, ma, mb, Value::String(secret)] => {
-                    let num = |x: &Value| x.as_u64().and_then(|n| u32::try_from(n).ok());
-                    if let (Some(port), Some(minor_a), Some(minor_b)) =
-                        (num(port), num(ma), num(mb))
-                    {
-                        return LogicalId::Drbd {
-                            node_a: Uuid(a.clone()),
-                            node_b: Uuid(b.clone()),
-                            port,
-                            minor_a,
-                            minor_b,
-                            secret: secret.clone(),
-                        };
-                    }
-                }
-                _ => {}
+    fn from_items(mut items: Vec<Value>) -> LogicalId {
+        let num = |x: &Value| x.as_u64().and_then(|n| u32::try_from(n).ok());
+        match items.as_mut_slice() {
+            [Value::String(a), Value::String(b)] => {
+                return LogicalId::Pair(std::mem::take(a), std::mem::take(b))
             }
+            [Value::String(a), Value::String(b), port, ma, mb, Value::String(secret)] => {
+                if let (Some(port), Some(minor_a), Some(minor_b)) = (num(port), num(ma), num(mb)) {
+                    return LogicalId::Drbd {
+                        node_a: Uuid(std::mem::take(a)),
+                        node_b: Uuid(std::mem::take(b)),
+                        port,
+                        minor_a,
+                        minor_b,
+                        secret: std::mem::take(secret),
+                    };
+                }
+            }
+            _ => {}
         }
-        LogicalId::Other(v)
+        LogicalId::Other(Value::Array(items))
     }
 }
 
@@ -845,6 +897,19 @@ impl Uuid {
 }
 
 impl Disk {
+    /// Calls `f` for every node UUID the disk or its children reference
+    /// (possibly more than once), without allocating.
+    pub fn for_each_node<'a>(&'a self, f: &mut impl FnMut(&'a Uuid)) {
+        self.nodes.iter().for_each(&mut *f);
+        if let LogicalId::Drbd { node_a, node_b, .. } = &self.logical_id {
+            f(node_a);
+            f(node_b);
+        }
+        for c in &self.children {
+            c.for_each_node(f);
+        }
+    }
+
     /// Every node UUID the disk or its children reference.
     pub fn all_nodes(&self) -> BTreeSet<&Uuid> {
         let mut out: BTreeSet<&Uuid> = self.nodes.iter().collect();

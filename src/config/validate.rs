@@ -7,6 +7,7 @@
 //! every load and every update, so it must stay fast on 10,000 instances
 //! (hash sets, one pass per kind).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -49,6 +50,24 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Network => "network",
             ObjectKind::Filter => "filter",
         })
+    }
+}
+
+/// Where a NIC's IP must be unique.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum IpScope<'a> {
+    /// Within a Ganeti network (by UUID).
+    Network(&'a str),
+    /// Within a link (bridge, routing table) when no network is set.
+    Link(&'a str),
+}
+
+impl fmt::Display for IpScope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpScope::Network(n) => write!(f, "network {n}"),
+            IpScope::Link(l) => write!(f, "link {l}"),
+        }
     }
 }
 
@@ -426,16 +445,20 @@ pub fn validate(data: &ConfigData) -> Result<(), ValidationErrors> {
     // Disks: references to nodes.
     for (k, d) in &data.disks {
         let name = d.name.as_deref().unwrap_or(&d.iv_name);
-        for n in d.all_nodes() {
-            if !data.nodes.contains_key(n) {
-                c.add(
-                    ObjectKind::Disk,
-                    name,
-                    k.as_str(),
-                    "nodes",
-                    format!("refers to unknown node {n}"),
-                );
+        let mut unknown: Vec<&Uuid> = Vec::new();
+        d.for_each_node(&mut |n| {
+            if !data.nodes.contains_key(n) && !unknown.contains(&n) {
+                unknown.push(n);
             }
+        });
+        for n in unknown {
+            c.add(
+                ObjectKind::Disk,
+                name,
+                k.as_str(),
+                "nodes",
+                format!("refers to unknown node {n}"),
+            );
         }
         if d.dev_type == "drbd" && !matches!(d.logical_id, LogicalId::Drbd { .. }) {
             c.add(
@@ -459,8 +482,14 @@ pub fn validate(data: &ConfigData) -> Result<(), ValidationErrors> {
 
     // Instances: node, disk and network references; MACs and IPs.
     let mut disk_owner: HashMap<&Uuid, &str> = HashMap::new();
-    let mut macs: HashMap<String, &str> = HashMap::new();
-    let mut ips: HashSet<(String, &str)> = HashSet::new();
+    let mut macs: HashMap<Cow<str>, &str> = HashMap::new();
+    let mut ips: HashSet<(IpScope, &str)> = HashSet::new();
+    let default_link = cl
+        .nicparams
+        .get(super::params::PP_DEFAULT)
+        .and_then(|p| p.get("link"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     for (k, inst) in &data.instances {
         let iname = inst.name.as_str();
         if !data.nodes.contains_key(&inst.primary_node) {
@@ -527,7 +556,11 @@ pub fn validate(data: &ConfigData) -> Result<(), ValidationErrors> {
                     );
                 }
             }
-            let mac = nic.mac.to_ascii_lowercase();
+            let mac = if nic.mac.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(nic.mac.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(nic.mac.as_str())
+            };
             if !mac.is_empty() {
                 if let Some(prev) = macs.insert(mac, iname) {
                     c.add(
@@ -543,22 +576,15 @@ pub fn validate(data: &ConfigData) -> Result<(), ValidationErrors> {
                 // Ganeti allows the same IP on different networks/links; the
                 // scope is the network if any, else the NIC's link.
                 let scope = match &nic.network {
-                    Some(n) => format!("network {n}"),
-                    None => {
-                        let link = nic
-                            .nicparams
+                    Some(n) => IpScope::Network(n.as_str()),
+                    None => IpScope::Link(
+                        nic.nicparams
                             .get("link")
-                            .or_else(|| {
-                                cl.nicparams
-                                    .get(super::params::PP_DEFAULT)
-                                    .and_then(|p| p.get("link"))
-                            })
                             .and_then(|v| v.as_str())
-                            .unwrap_or("");
-                        format!("link {link}")
-                    }
+                            .unwrap_or(default_link),
+                    ),
                 };
-                if !ips.insert((scope.clone(), ip.as_str())) {
+                if !ips.insert((scope, ip.as_str())) {
                     c.add(
                         ObjectKind::Instance,
                         iname,
