@@ -155,7 +155,16 @@ pub fn validate(data: &ConfigData) -> Result<(), ValidationErrors> {
 
     // Map keys must match the objects' own UUIDs, and UUIDs are unique
     // across all kinds (Ganeti's TemporaryReservationManager guarantees it).
-    let mut all_uuids: HashMap<&str, ObjectKind> = HashMap::new();
+    let nics: usize = data.instances.values().map(|i| i.nics.len()).sum();
+    let mut all_uuids: HashMap<&str, ObjectKind> = HashMap::with_capacity(
+        1 + data.nodes.len()
+            + data.nodegroups.len()
+            + data.instances.len()
+            + data.disks.len()
+            + data.networks.len()
+            + data.filters.len()
+            + nics,
+    );
     fn claim<'a>(
         c: &mut Collector,
         all: &mut HashMap<&'a str, ObjectKind>,
@@ -275,7 +284,7 @@ pub fn validate(data: &ConfigData) -> Result<(), ValidationErrors> {
         kind: ObjectKind,
         items: impl Iterator<Item = (&'a Uuid, &'a str)>,
     ) {
-        let mut seen: HashMap<&str, &Uuid> = HashMap::new();
+        let mut seen: HashMap<&str, &Uuid> = HashMap::with_capacity(items.size_hint().0);
         for (uuid, name) in items {
             if name.is_empty() {
                 c.add(kind, name, uuid.as_str(), "name", "is empty");
@@ -481,9 +490,9 @@ pub fn validate(data: &ConfigData) -> Result<(), ValidationErrors> {
     }
 
     // Instances: node, disk and network references; MACs and IPs.
-    let mut disk_owner: HashMap<&Uuid, &str> = HashMap::new();
-    let mut macs: HashMap<Cow<str>, &str> = HashMap::new();
-    let mut ips: HashSet<(IpScope, &str)> = HashSet::new();
+    let mut disk_owner: HashMap<&Uuid, &str> = HashMap::with_capacity(data.disks.len());
+    let mut macs: HashMap<Cow<str>, &str> = HashMap::with_capacity(nics);
+    let mut ips: HashSet<(IpScope, &str)> = HashSet::with_capacity(nics);
     let default_link = cl
         .nicparams
         .get(super::params::PP_DEFAULT)
