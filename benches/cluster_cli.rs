@@ -26,7 +26,11 @@ fn run(bin: &Path, root: &Path, args: &[&str]) -> Duration {
         .output()
         .unwrap();
     let d = t.elapsed();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     d
 }
 
@@ -39,7 +43,11 @@ fn main() {
     std::fs::create_dir_all(base.join("bin")).unwrap();
     let gnt_cluster = base.join("bin/gnt-cluster");
     symlink(&exe, &gnt_cluster).unwrap();
-    std::fs::write(base.join("hosts"), "127.0.0.11\tnode1\n127.0.0.10\tbench-cluster\n").unwrap();
+    std::fs::write(
+        base.join("hosts"),
+        "127.0.0.11\tnode1\n127.0.0.10\tbench-cluster\n",
+    )
+    .unwrap();
     let init = [
         "init",
         "--enabled-hypervisors",
@@ -67,5 +75,9 @@ fn main() {
     let _ = std::fs::remove_dir_all(&base);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("gnt-cluster init  (cold, starts masterd): median {:8.2} ms over {} runs; Ganeti 3.0.2: 7690 ms quiet -> {:.0}x", ms(median(inits.clone())), inits.len(), 7690.0 / ms(median(inits)));
-    println!("gnt-cluster info  (cold process, LUXI):   median {:8.2} ms over {} runs", ms(median(infos.clone())), infos.len());
+    println!(
+        "gnt-cluster info  (cold process, LUXI):   median {:8.2} ms over {} runs",
+        ms(median(infos.clone())),
+        infos.len()
+    );
 }

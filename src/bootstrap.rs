@@ -9,6 +9,8 @@
 use crate::cli::kv::{parse_ident_keyval, parse_keyval, IdentKv, KvError, KvValue};
 use crate::config::bootstrap::InitParams;
 use crate::config::objects::ConfigData;
+use crate::config::objects::ParamMap;
+use crate::config::params::{self, ParamFamily};
 use crate::config::store::ConfigStore;
 use crate::config::ConfigError;
 use crate::constants::{self, DEFAULT_NODED_PORT};
@@ -98,6 +100,15 @@ pub enum BootstrapError {
         #[source]
         source: KvError,
     },
+    /// A parameter value is wrong for its key.
+    #[error("{option}")]
+    Param {
+        /// Which option.
+        option: String,
+        /// What is wrong, naming the key.
+        #[source]
+        source: params::ParamError,
+    },
     /// The config could not be built or written.
     #[error("cluster configuration")]
     Config(#[source] ConfigError),
@@ -126,6 +137,7 @@ impl BootstrapError {
             BootstrapError::State(_) => ErrorKind::State,
             BootstrapError::Resolve(_) => ErrorKind::Resolver,
             BootstrapError::Config(e) if e.is_input_error() => ErrorKind::Inval,
+            BootstrapError::Param { .. } => ErrorKind::Inval,
             _ => ErrorKind::Environ,
         }
     }
@@ -137,7 +149,11 @@ impl BootstrapError {
 }
 
 fn split_list(text: &str) -> Vec<String> {
-    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn yes_no(option: &str, v: &Option<String>, default: bool) -> Result<bool, BootstrapError> {
@@ -145,17 +161,27 @@ fn yes_no(option: &str, v: &Option<String>, default: bool) -> Result<bool, Boots
         None => Ok(default),
         Some("yes" | "true") => Ok(true),
         Some("no" | "false") => Ok(false),
-        Some(other) => Err(BootstrapError::Invalid(format!("{option} takes yes or no, not {other:?}"))),
+        Some(other) => Err(BootstrapError::Invalid(format!(
+            "{option} takes yes or no, not {other:?}"
+        ))),
     }
 }
 
 /// Parses a uid pool (`1000-1009,2000`) into inclusive ranges (design 2.1).
 pub fn parse_uid_pool(text: &str) -> Result<Vec<(u32, u32)>, BootstrapError> {
     let mut out = Vec::new();
-    for item in text.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
-        let bad = || BootstrapError::Invalid(format!("invalid user-id range {item:?} in the uid pool"));
+    for item in text
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let bad =
+            || BootstrapError::Invalid(format!("invalid user-id range {item:?} in the uid pool"));
         let (lo, hi) = match item.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<u32>().map_err(|_| bad())?, b.trim().parse::<u32>().map_err(|_| bad())?),
+            Some((a, b)) => (
+                a.trim().parse::<u32>().map_err(|_| bad())?,
+                b.trim().parse::<u32>().map_err(|_| bad())?,
+            ),
             None => {
                 let v = item.parse::<u32>().map_err(|_| bad())?;
                 (v, v)
@@ -171,29 +197,97 @@ pub fn parse_uid_pool(text: &str) -> Result<Vec<(u32, u32)>, BootstrapError> {
     Ok(out)
 }
 
-/// `key=value` text to a map of raw strings (`None` = reset).
-fn kv_map(option: &'static str, text: &Option<String>) -> Result<BTreeMap<String, Option<String>>, BootstrapError> {
-    let Some(text) = text else { return Ok(BTreeMap::new()) };
-    let items = parse_keyval(text).map_err(|source| BootstrapError::Kv { option, source })?;
-    Ok(items.into_iter().map(|(k, v)| (k, v.as_text())).collect())
+/// Turns typed-in `key=value` items into parameter values of `family`
+/// (`sub`: the hypervisor or disk template), checking each key and value.
+fn typed_params(
+    option: &str,
+    family: ParamFamily,
+    sub: Option<&str>,
+    items: Vec<(String, KvValue)>,
+) -> Result<ParamMap, BootstrapError> {
+    let perr = |source| BootstrapError::Param {
+        option: option.to_string(),
+        source,
+    };
+    let mut out = ParamMap::new();
+    for (key, value) in items {
+        // Ganeti still accepts the pre-2.6 backend parameter `memory` and
+        // turns it into `maxmem` and `minmem` (objects.UpgradeBeParams).
+        let legacy_memory = family == ParamFamily::Be && key == "memory";
+        let lookup = if legacy_memory {
+            "maxmem"
+        } else {
+            key.as_str()
+        };
+        let spec = params::spec(family, sub, lookup).map_err(perr)?;
+        let Some(text) = value.as_text() else {
+            return Err(BootstrapError::Invalid(format!(
+                "{option}: cannot reset {key:?} at init"
+            )));
+        };
+        let v = params::parse_param_value(spec.kind, &text).map_err(|source| {
+            BootstrapError::Param {
+                option: format!("{option}: {key}={text}"),
+                source,
+            }
+        })?;
+        if legacy_memory {
+            out.entry("maxmem".to_string()).or_insert_with(|| v.clone());
+            out.entry("minmem".to_string()).or_insert(v);
+        } else {
+            out.insert(key, v);
+        }
+    }
+    Ok(out)
 }
 
-/// `ID:key=value` options to per-identifier maps.
-fn ident_maps(
+/// `key=value` text of one parameter family.
+fn kv_params(
     option: &'static str,
+    family: ParamFamily,
+    text: &Option<String>,
+) -> Result<ParamMap, BootstrapError> {
+    let Some(text) = text else {
+        return Ok(ParamMap::new());
+    };
+    let items = parse_keyval(text).map_err(|source| BootstrapError::Kv { option, source })?;
+    typed_params(option, family, None, items)
+}
+
+/// `ID:key=value` options (one per hypervisor or disk template).
+fn ident_params(
+    option: &'static str,
+    family: ParamFamily,
+    known: &[&str],
     entries: &[String],
-) -> Result<BTreeMap<String, BTreeMap<String, Option<String>>>, BootstrapError> {
+) -> Result<BTreeMap<String, ParamMap>, BootstrapError> {
     let mut out = BTreeMap::new();
     for e in entries {
         match parse_ident_keyval(e).map_err(|source| BootstrapError::Kv { option, source })? {
             IdentKv::Set(id, items) => {
-                if out.contains_key(&id) {
-                    return Err(BootstrapError::Invalid(format!("{option}: {id} given more than once")));
+                if !known.contains(&id.as_str()) {
+                    return Err(BootstrapError::Invalid(format!(
+                        "{option}: unknown {} {id:?}; known: {}",
+                        if family == ParamFamily::Hv {
+                            "hypervisor"
+                        } else {
+                            "disk template"
+                        },
+                        known.join(", ")
+                    )));
                 }
-                out.insert(id, items.into_iter().map(|(k, v): (String, KvValue)| (k, v.as_text())).collect());
+                if out.contains_key(&id) {
+                    return Err(BootstrapError::Invalid(format!(
+                        "{option}: {id} given more than once"
+                    )));
+                }
+                let map = typed_params(option, family, Some(&id), items)?;
+                out.insert(id, map);
             }
             IdentKv::Remove(id) | IdentKv::Reset(id) => {
-                return Err(BootstrapError::Invalid(format!("{option}: cannot remove or reset {id:?} at init")));
+                return Err(BootstrapError::Invalid(format!(
+                    "{option}: cannot remove or reset {id:?} at init"
+                )));
             }
         }
     }
@@ -201,10 +295,7 @@ fn ident_maps(
 }
 
 fn check_mac_prefix(p: &str) -> Result<(), BootstrapError> {
-    let ok = p.len() == 8
-        && p.split(':').count() == 3
-        && p.split(':').all(|o| o.len() == 2 && o.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-    if ok {
+    if crate::config::bootstrap::is_valid_mac_prefix(p) {
         Ok(())
     } else {
         Err(BootstrapError::Invalid(format!(
@@ -215,7 +306,10 @@ fn check_mac_prefix(p: &str) -> Result<(), BootstrapError> {
 
 /// Ganeti's forbidden prefixes for file storage.
 fn forbidden_storage_path(path: &Path) -> bool {
-    let mut bad: Vec<String> = ["/boot", "/dev", "/etc", "/home", "/proc", "/root", "/sys"].iter().map(|s| s.to_string()).collect();
+    let mut bad: Vec<String> = ["/boot", "/dev", "/etc", "/home", "/proc", "/root", "/sys"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for prefix in ["", "/usr", "/usr/local"] {
         for s in ["bin", "lib", "lib32", "lib64", "sbin"] {
             bad.push(format!("{prefix}/{s}"));
@@ -230,10 +324,14 @@ fn forbidden_storage_path(path: &Path) -> bool {
 fn prepare_file_storage(paths: &Paths, dir: &str) -> Result<(), BootstrapError> {
     let p = Path::new(dir);
     if !p.is_absolute() {
-        return Err(BootstrapError::Invalid(format!("File storage directory '{dir}' is not an absolute path")));
+        return Err(BootstrapError::Invalid(format!(
+            "File storage directory '{dir}' is not an absolute path"
+        )));
     }
     if forbidden_storage_path(p) {
-        return Err(BootstrapError::Invalid(format!("Path '{dir}' uses a forbidden prefix")));
+        return Err(BootstrapError::Invalid(format!(
+            "Path '{dir}' uses a forbidden prefix"
+        )));
     }
     let allowed_file = paths.file_storage_paths_file();
     let allowed: Vec<String> = std::fs::read_to_string(&allowed_file)
@@ -251,7 +349,10 @@ fn prepare_file_storage(paths: &Paths, dir: &str) -> Result<(), BootstrapError> 
             allowed_file.display()
         )));
     }
-    if !allowed.iter().any(|a| Path::new(a).is_absolute() && p.starts_with(a)) {
+    if !allowed
+        .iter()
+        .any(|a| Path::new(a).is_absolute() && p.starts_with(a))
+    {
         return Err(BootstrapError::Invalid(format!(
             "Path '{dir}' is not acceptable for file storage: it is not below any directory listed in {}",
             allowed_file.display()
@@ -259,7 +360,9 @@ fn prepare_file_storage(paths: &Paths, dir: &str) -> Result<(), BootstrapError> 
     }
     crate::sys::fs::ensure_dir(p, 0o750)?;
     if !p.is_dir() {
-        return Err(BootstrapError::Environment(format!("The file storage directory '{dir}' is not a directory.")));
+        return Err(BootstrapError::Environment(format!(
+            "The file storage directory '{dir}' is not a directory."
+        )));
     }
     Ok(())
 }
@@ -268,14 +371,25 @@ fn run(runner: &dyn Runner, what: &str, argv: Vec<String>) -> Result<String, Boo
     runner
         .run(&Command::new(argv))
         .map(|o| o.stdout)
-        .map_err(|source| BootstrapError::Command { what: what.to_string(), source })
+        .map_err(|source| BootstrapError::Command {
+            what: what.to_string(),
+            source,
+        })
 }
 
 /// `ganeti daemon-util ACTION` through our own executable.
 fn daemon_util(runner: &dyn Runner, action: &str) -> Result<String, BootstrapError> {
     let exe = std::env::current_exe()
         .map_err(|e| BootstrapError::Environment(format!("cannot find our own executable: {e}")))?;
-    run(runner, &format!("daemon-util {action}"), vec![exe.display().to_string(), "daemon-util".into(), action.into()])
+    run(
+        runner,
+        &format!("daemon-util {action}"),
+        vec![
+            exe.display().to_string(),
+            "daemon-util".into(),
+            action.into(),
+        ],
+    )
 }
 
 fn check_volume_group(runner: &dyn Runner, vg: &str) -> Result<(), BootstrapError> {
@@ -286,15 +400,21 @@ fn check_volume_group(runner: &dyn Runner, vg: &str) -> Result<(), BootstrapErro
     )?;
     let size = out.lines().find_map(|l| {
         let mut f = l.split_whitespace();
-        (f.next()? == vg).then(|| f.next().and_then(|s| s.parse::<f64>().ok())).flatten()
+        (f.next()? == vg)
+            .then(|| f.next().and_then(|s| s.parse::<f64>().ok()))
+            .flatten()
     });
     match size {
-        None => Err(BootstrapError::Environment(format!("volume group '{vg}' missing"))),
-        #[allow(clippy::cast_precision_loss)]
-        Some(s) if s < constants::MIN_VG_SIZE_MIB as f64 => Err(BootstrapError::Environment(format!(
-            "volume group '{vg}' too small ({s:.0} MiB required {} MiB)",
-            constants::MIN_VG_SIZE_MIB
+        None => Err(BootstrapError::Environment(format!(
+            "volume group '{vg}' missing"
         ))),
+        #[allow(clippy::cast_precision_loss)]
+        Some(s) if s < constants::MIN_VG_SIZE_MIB as f64 => {
+            Err(BootstrapError::Environment(format!(
+                "volume group '{vg}' too small ({s:.0} MiB required {} MiB)",
+                constants::MIN_VG_SIZE_MIB
+            )))
+        }
         Some(_) => Ok(()),
     }
 }
@@ -317,7 +437,11 @@ fn check_drbd_helper(helper: &str) -> Result<(), BootstrapError> {
 
 /// Initialises a cluster with this node as master. Returns progress lines
 /// for the administrator. On error nothing of the cluster is left on disk.
-pub fn init_cluster(paths: &Paths, opts: &InitOptions, runner: &dyn Runner) -> Result<Vec<String>, BootstrapError> {
+pub fn init_cluster(
+    paths: &Paths,
+    opts: &InitOptions,
+    runner: &dyn Runner,
+) -> Result<Vec<String>, BootstrapError> {
     let mut report = Vec::new();
     if paths.config_file().exists() {
         return Err(BootstrapError::State(format!(
@@ -326,11 +450,19 @@ pub fn init_cluster(paths: &Paths, opts: &InitOptions, runner: &dyn Runner) -> R
         )));
     }
     if opts.cluster_name.is_empty() {
-        return Err(BootstrapError::Invalid("the cluster name must not be empty".into()));
+        return Err(BootstrapError::Invalid(
+            "the cluster name must not be empty".into(),
+        ));
     }
-    let hypervisors = split_list(opts.enabled_hypervisors.as_deref().unwrap_or(constants::DEFAULT_ENABLED_HYPERVISOR));
+    let hypervisors = split_list(
+        opts.enabled_hypervisors
+            .as_deref()
+            .unwrap_or(constants::DEFAULT_ENABLED_HYPERVISOR),
+    );
     if hypervisors.is_empty() {
-        return Err(BootstrapError::Invalid("--enabled-hypervisors: at least one hypervisor is needed".into()));
+        return Err(BootstrapError::Invalid(
+            "--enabled-hypervisors: at least one hypervisor is needed".into(),
+        ));
     }
     for hv in &hypervisors {
         if !constants::HYPERVISORS.contains(&hv.as_str()) {
@@ -342,10 +474,15 @@ pub fn init_cluster(paths: &Paths, opts: &InitOptions, runner: &dyn Runner) -> R
     }
     let templates = match &opts.enabled_disk_templates {
         Some(t) => split_list(t),
-        None => constants::DEFAULT_ENABLED_DISK_TEMPLATES.iter().map(|s| s.to_string()).collect(),
+        None => constants::DEFAULT_ENABLED_DISK_TEMPLATES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     if templates.is_empty() {
-        return Err(BootstrapError::Invalid("--enabled-disk-templates: at least one disk template is needed".into()));
+        return Err(BootstrapError::Invalid(
+            "--enabled-disk-templates: at least one disk template is needed".into(),
+        ));
     }
     for t in &templates {
         if !constants::DISK_TEMPLATES.contains(&t.as_str()) {
@@ -355,8 +492,12 @@ pub fn init_cluster(paths: &Paths, opts: &InitOptions, runner: &dyn Runner) -> R
             )));
         }
     }
-    let family = IpFamily::from_version(opts.primary_ip_version)
-        .ok_or_else(|| BootstrapError::Invalid(format!("Invalid primary ip version: {}.", opts.primary_ip_version)))?;
+    let family = hostname::family_from_version(opts.primary_ip_version).ok_or_else(|| {
+        BootstrapError::Invalid(format!(
+            "Invalid primary ip version: {}.",
+            opts.primary_ip_version
+        ))
+    })?;
 
     // This node: its name must resolve to one of its own addresses.
     let node_name = paths.hostname();
@@ -382,31 +523,37 @@ pub fn init_cluster(paths: &Paths, opts: &InitOptions, runner: &dyn Runner) -> R
     }
     let secondary = match (&opts.secondary_ip, family) {
         (Some(s), _) => s.clone(),
-        (None, IpFamily::V6) => {
-            return Err(BootstrapError::Invalid(
-                "When using a IPv6 primary address, a valid IPv4 address must be given as secondary".into(),
-            ))
-        }
+        (None, IpFamily::V6) => return Err(BootstrapError::Invalid(
+            "When using a IPv6 primary address, a valid IPv4 address must be given as secondary"
+                .into(),
+        )),
         (None, IpFamily::V4) => me.ip.to_string(),
     };
     let secondary_ip: IpAddr = secondary
         .parse()
         .ok()
         .filter(IpAddr::is_ipv4)
-        .ok_or_else(|| BootstrapError::Invalid(format!("Secondary IP address ({secondary}) has to be a valid IPv4 address.")))?;
+        .ok_or_else(|| {
+            BootstrapError::Invalid(format!(
+                "Secondary IP address ({secondary}) has to be a valid IPv4 address."
+            ))
+        })?;
     if !hostname::is_own_address(secondary_ip) {
         return Err(BootstrapError::Environment(format!(
             "You gave {secondary_ip} as secondary IP, but it does not belong to this host."
         )));
     }
-    let netmask = opts.master_netmask.unwrap_or(family.bits());
-    if netmask == 0 || netmask > family.bits() {
+    let netmask = opts.master_netmask.unwrap_or(family.max_netmask());
+    if netmask == 0 || netmask > family.max_netmask() {
         return Err(BootstrapError::Invalid(format!(
             "CIDR netmask ({netmask}) not valid for IPv{}",
             family.version()
         )));
     }
-    let mac_prefix = opts.mac_prefix.clone().unwrap_or_else(|| constants::DEFAULT_MAC_PREFIX.to_string());
+    let mac_prefix = opts
+        .mac_prefix
+        .clone()
+        .unwrap_or_else(|| constants::DEFAULT_MAC_PREFIX.to_string());
     check_mac_prefix(&mac_prefix)?;
 
     let lvm_enabled = templates.iter().any(|t| t == "plain" || t == "drbd");
@@ -419,13 +566,19 @@ pub fn init_cluster(paths: &Paths, opts: &InitOptions, runner: &dyn Runner) -> R
         check_volume_group(runner, vg)?;
     }
     let drbd_enabled = templates.iter().any(|t| t == "drbd");
-    let drbd_helper = opts.drbd_helper.clone().unwrap_or_else(|| constants::DEFAULT_DRBD_HELPER.to_string());
+    let drbd_helper = opts
+        .drbd_helper
+        .clone()
+        .unwrap_or_else(|| constants::DEFAULT_DRBD_HELPER.to_string());
     if drbd_enabled {
         check_drbd_helper(&drbd_helper)?;
     }
 
-    let nicparams = kv_map("-N/--nic-parameters", &opts.nicparams)?;
-    let nic_mode = nicparams.get("mode").cloned().flatten();
+    let nicparams = kv_params("-N/--nic-parameters", ParamFamily::Nic, &opts.nicparams)?;
+    let nic_mode = nicparams
+        .get("mode")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     let master_netdev = match (&opts.master_netdev, nic_mode.as_deref()) {
         (Some(d), _) => d.clone(),
         (None, Some("openvswitch")) => "switch1".to_string(),
@@ -435,48 +588,75 @@ pub fn init_cluster(paths: &Paths, opts: &InitOptions, runner: &dyn Runner) -> R
         run(
             runner,
             &format!("Invalid master netdev given ({master_netdev})"),
-            vec!["ip".into(), "link".into(), "show".into(), "dev".into(), master_netdev.clone()],
+            vec![
+                "ip".into(),
+                "link".into(),
+                "show".into(),
+                "dev".into(),
+                master_netdev.clone(),
+            ],
         )?;
     }
 
-    let file_storage_dir = opts.file_storage_dir.clone().unwrap_or_else(|| paths.default_file_storage_dir());
-    let shared_file_storage_dir =
-        opts.shared_file_storage_dir.clone().unwrap_or_else(|| paths.default_shared_file_storage_dir());
+    let file_storage_dir = opts
+        .file_storage_dir
+        .clone()
+        .unwrap_or_else(|| paths.default_file_storage_dir());
+    let shared_file_storage_dir = opts
+        .shared_file_storage_dir
+        .clone()
+        .unwrap_or_else(|| paths.default_shared_file_storage_dir());
     let uid_pool = match &opts.uid_pool {
         Some(t) => parse_uid_pool(t)?,
         None => Vec::new(),
     };
 
-    let params = InitParams {
-        cluster_name: opts.cluster_name.clone(),
-        master_node: node_name.clone(),
-        master_ip: cluster.ip.to_string(),
-        master_netdev,
-        master_netmask: netmask,
-        primary_ip: me.ip.to_string(),
-        secondary_ip: secondary_ip.to_string(),
-        primary_ip_family: family.af(),
-        enabled_hypervisors: hypervisors,
-        enabled_disk_templates: templates.clone(),
-        hvparams: ident_maps("-H/--hypervisor-parameters", &opts.hvparams)?,
-        beparams: kv_map("-B/--backend-parameters", &opts.beparams)?,
-        nicparams,
-        ndparams: kv_map("--node-parameters", &opts.ndparams)?,
-        diskparams: ident_maps("-D/--disk-parameters", &opts.diskparams)?,
-        uid_pool,
-        file_storage_dir: file_storage_dir.clone(),
-        shared_file_storage_dir: shared_file_storage_dir.clone(),
-        mac_prefix,
-        candidate_pool_size: opts.candidate_pool_size.unwrap_or(constants::DEFAULT_CANDIDATE_POOL_SIZE),
-        default_iallocator: opts.default_iallocator.clone().unwrap_or_default(),
-        modify_etc_hosts: opts.modify_etc_hosts,
-        volume_group_name: vg_name,
-        drbd_usermode_helper: drbd_enabled.then_some(drbd_helper),
-        maintain_node_health: yes_no("--maintain-node-health", &opts.maintain_node_health, false)?,
-        prealloc_wipe_disks: yes_no("--prealloc-wipe-disks", &opts.prealloc_wipe_disks, false)?,
-    };
+    let mut params = InitParams::new(
+        &opts.cluster_name,
+        &node_name,
+        &cluster.ip.to_string(),
+        &me.ip.to_string(),
+        &master_netdev,
+    );
+    params.master_netmask = netmask;
+    params.secondary_ip = Some(secondary_ip.to_string());
+    params.primary_ip_family = family;
+    params.enabled_hypervisors = hypervisors;
+    params.enabled_disk_templates = templates.clone();
+    params.hvparams = ident_params(
+        "-H/--hypervisor-parameters",
+        ParamFamily::Hv,
+        constants::HYPERVISORS,
+        &opts.hvparams,
+    )?;
+    params.beparams = kv_params("-B/--backend-parameters", ParamFamily::Be, &opts.beparams)?;
+    params.nicparams = nicparams;
+    params.ndparams = kv_params("--node-parameters", ParamFamily::Nd, &opts.ndparams)?;
+    params.diskparams = ident_params(
+        "-D/--disk-parameters",
+        ParamFamily::Disk,
+        constants::DISK_TEMPLATES,
+        &opts.diskparams,
+    )?;
+    params.uid_pool = uid_pool;
+    params.file_storage_dir = Some(file_storage_dir.clone());
+    params.shared_file_storage_dir = Some(shared_file_storage_dir.clone());
+    params.mac_prefix = mac_prefix;
+    params.candidate_pool_size = opts
+        .candidate_pool_size
+        .unwrap_or(constants::DEFAULT_CANDIDATE_POOL_SIZE);
+    params.default_iallocator = opts.default_iallocator.clone().unwrap_or_default();
+    params.modify_etc_hosts = opts.modify_etc_hosts;
+    // Nodes join with a token over TLS (issue 4); SSH setup is never touched.
+    params.modify_ssh_setup = false;
+    params.volume_group_name = vg_name;
+    params.drbd_helper = drbd_enabled.then_some(drbd_helper);
+    params.maintain_node_health =
+        yes_no("--maintain-node-health", &opts.maintain_node_health, false)?;
+    params.prealloc_wipe_disks = yes_no("--prealloc-wipe-disks", &opts.prealloc_wipe_disks, false)?;
     // Everything the administrator typed is checked here, before any change.
-    let data = ConfigData::initial(&params, crate::sys::time::now_secs()).map_err(BootstrapError::Config)?;
+    let data = ConfigData::initial(&params, crate::sys::time::now_secs())
+        .map_err(BootstrapError::Config)?;
     if templates.iter().any(|t| t == "file") {
         prepare_file_storage(paths, &file_storage_dir)?;
     }
@@ -485,7 +665,14 @@ pub fn init_cluster(paths: &Paths, opts: &InitOptions, runner: &dyn Runner) -> R
     }
 
     // From here on we change the node; undo on failure.
-    let result = write_cluster_files(paths, data, &node_name, me.ip, opts.modify_etc_hosts, &mut report);
+    let result = write_cluster_files(
+        paths,
+        data,
+        &node_name,
+        me.ip,
+        opts.modify_etc_hosts,
+        &mut report,
+    );
     if let Err(e) = result {
         remove_cluster_files(paths);
         return Err(e);
@@ -494,7 +681,10 @@ pub fn init_cluster(paths: &Paths, opts: &InitOptions, runner: &dyn Runner) -> R
         daemon_util(runner, "start-all")?;
         report.push("Started this node's daemons.".into());
     }
-    report.push(format!("Cluster {} initialised with master node {node_name}.", opts.cluster_name));
+    report.push(format!(
+        "Cluster {} initialised with master node {node_name}.",
+        opts.cluster_name
+    ));
     Ok(report)
 }
 
@@ -514,17 +704,27 @@ fn write_cluster_files(
     ensure_dir(&paths.socket_dir(), 0o750)?;
     ensure_dir(&paths.log_dir(), 0o750)?;
     ensure_dir(&paths.conf_dir(), 0o755)?;
-    crate::crypto::generate_cert(&paths.noded_cert(), crate::crypto::CERT_COMMON_NAME).map_err(BootstrapError::Crypto)?;
-    crate::crypto::generate_cert(&paths.rapi_cert(), crate::crypto::CERT_COMMON_NAME).map_err(BootstrapError::Crypto)?;
+    crate::crypto::generate_cert(&paths.noded_cert(), crate::crypto::CERT_COMMON_NAME)
+        .map_err(BootstrapError::Crypto)?;
+    crate::crypto::generate_cert(&paths.rapi_cert(), crate::crypto::CERT_COMMON_NAME)
+        .map_err(BootstrapError::Crypto)?;
     crate::crypto::generate_secret_file(&paths.confd_hmac_key()).map_err(BootstrapError::Crypto)?;
-    crate::crypto::generate_secret_file(&paths.cluster_domain_secret()).map_err(BootstrapError::Crypto)?;
-    report.push("Generated the cluster certificate, RAPI certificate, confd HMAC key and domain secret.".into());
+    crate::crypto::generate_secret_file(&paths.cluster_domain_secret())
+        .map_err(BootstrapError::Crypto)?;
+    report.push(
+        "Generated the cluster certificate, RAPI certificate, confd HMAC key and domain secret."
+            .into(),
+    );
     if modify_etc_hosts {
-        let hosts = hostname::virtual_hosts_file(paths).unwrap_or_else(|| PathBuf::from("/etc/hosts"));
+        let hosts =
+            hostname::virtual_hosts_file(paths).unwrap_or_else(|| PathBuf::from("/etc/hosts"));
         hostname::add_to_hosts_file(&hosts, node_name, node_ip)?;
     }
     ConfigStore::create(paths, data).map_err(BootstrapError::Config)?;
-    report.push(format!("Wrote {} and the ssconf files.", paths.config_file().display()));
+    report.push(format!(
+        "Wrote {} and the ssconf files.",
+        paths.config_file().display()
+    ));
     Ok(())
 }
 
@@ -567,7 +767,9 @@ pub fn destroy_cluster(paths: &Paths, runner: &dyn Runner) -> Result<(), Bootstr
         )));
     }
     let me = paths.hostname();
-    let ss = |key: &str| crate::ssconf::read(paths, key).map_err(|e| BootstrapError::State(crate::error::chain(&e)));
+    let ss = |key: &str| {
+        crate::ssconf::read(paths, key).map_err(|e| BootstrapError::State(crate::error::chain(&e)))
+    };
     let master = ss("master_node")?;
     if master.trim() != me {
         return Err(BootstrapError::State(format!(
@@ -575,13 +777,24 @@ pub fn destroy_cluster(paths: &Paths, runner: &dyn Runner) -> Result<(), Bootstr
             master.trim()
         )));
     }
-    let nodes = ss("node_list")?.lines().filter(|l| !l.trim().is_empty()).count();
+    let nodes = ss("node_list")?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
     if nodes > 1 {
-        return Err(BootstrapError::State(format!("There are still {} node(s) in this cluster.", nodes - 1)));
+        return Err(BootstrapError::State(format!(
+            "There are still {} node(s) in this cluster.",
+            nodes - 1
+        )));
     }
-    let instances = ss("instance_list")?.lines().filter(|l| !l.trim().is_empty()).count();
+    let instances = ss("instance_list")?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
     if instances > 0 {
-        return Err(BootstrapError::State(format!("There are still {instances} instance(s) in this cluster.")));
+        return Err(BootstrapError::State(format!(
+            "There are still {instances} instance(s) in this cluster."
+        )));
     }
     daemon_util(runner, "stop-all")?;
     remove_cluster_files(paths);
@@ -594,9 +807,18 @@ mod tests {
 
     #[test]
     fn uid_pool_ranges() {
-        assert_eq!(parse_uid_pool("1000-1009, 2000").unwrap(), vec![(1000, 1009), (2000, 2000)]);
-        assert!(parse_uid_pool("10-5").unwrap_err().to_string().contains("greater"));
-        assert!(parse_uid_pool("abc").unwrap_err().to_string().contains("\"abc\""));
+        assert_eq!(
+            parse_uid_pool("1000-1009, 2000").unwrap(),
+            vec![(1000, 1009), (2000, 2000)]
+        );
+        assert!(parse_uid_pool("10-5")
+            .unwrap_err()
+            .to_string()
+            .contains("greater"));
+        assert!(parse_uid_pool("abc")
+            .unwrap_err()
+            .to_string()
+            .contains("\"abc\""));
     }
 
     #[test]
@@ -611,7 +833,9 @@ mod tests {
     fn storage_path_rules() {
         assert!(forbidden_storage_path(Path::new("/usr/lib/x")));
         assert!(forbidden_storage_path(Path::new("/etc")));
-        assert!(!forbidden_storage_path(Path::new("/srv/ganeti/file-storage")));
+        assert!(!forbidden_storage_path(Path::new(
+            "/srv/ganeti/file-storage"
+        )));
     }
 
     #[test]
@@ -620,8 +844,14 @@ mod tests {
         r.push_answer(Ok("  xenvg 40960.00\n  other 10.00\n"));
         check_volume_group(&r, "xenvg").unwrap();
         r.push_answer(Ok("  xenvg 100.00\n"));
-        assert!(check_volume_group(&r, "xenvg").unwrap_err().to_string().contains("too small"));
+        assert!(check_volume_group(&r, "xenvg")
+            .unwrap_err()
+            .to_string()
+            .contains("too small"));
         r.push_answer(Ok("  other 40960.00\n"));
-        assert!(check_volume_group(&r, "xenvg").unwrap_err().to_string().contains("missing"));
+        assert!(check_volume_group(&r, "xenvg")
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
     }
 }

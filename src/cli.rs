@@ -53,7 +53,10 @@ pub fn normalize_argv(args: &[String], short_with_value: &[char]) -> Vec<String>
             if short_with_value.contains(&body[0]) {
                 out.push(format!("-{}", body[0]));
                 out.push(body[1..].iter().collect());
-            } else if body.iter().all(|c| c.is_ascii_alphabetic() && !short_with_value.contains(c)) {
+            } else if body
+                .iter()
+                .all(|c| c.is_ascii_alphabetic() && !short_with_value.contains(c))
+            {
                 out.extend(body.iter().map(|c| format!("-{c}")));
             } else {
                 out.push(a.clone());
@@ -67,7 +70,11 @@ pub fn normalize_argv(args: &[String], short_with_value: &[char]) -> Vec<String>
 
 /// Parses `args` as the argh command `T`, printing help or the error.
 /// Returns `Err(exit code)` when the program should stop.
-pub fn parse_args<T: argh::FromArgs>(program: &str, args: &[String], short_with_value: &[char]) -> Result<T, u8> {
+pub fn parse_args<T: argh::FromArgs>(
+    program: &str,
+    args: &[String],
+    short_with_value: &[char],
+) -> Result<T, u8> {
     let args = normalize_argv(args, short_with_value);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     T::from_args(&[program], &refs).map_err(|early| {
@@ -86,7 +93,11 @@ pub fn parse_args<T: argh::FromArgs>(program: &str, args: &[String], short_with_
 /// Formats an error as Ganeti's command line does (`cli.FormatError`).
 pub fn format_failure(f: &OpFailure) -> String {
     match f.kind {
-        ErrorKind::Inval | ErrorKind::State | ErrorKind::NoEnt | ErrorKind::Exists | ErrorKind::NotUnique => {
+        ErrorKind::Inval
+        | ErrorKind::State
+        | ErrorKind::NoEnt
+        | ErrorKind::Exists
+        | ErrorKind::NotUnique => {
             format!(
                 "Failure: prerequisites not met for this operation:\nerror type: {}, error details:\n{}",
                 kind_name(f.kind),
@@ -99,7 +110,10 @@ pub fn format_failure(f: &OpFailure) -> String {
 }
 
 fn kind_name(kind: ErrorKind) -> String {
-    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Prints a LUXI failure in Ganeti's words and returns the exit code.
@@ -139,15 +153,32 @@ mod tests {
     #[test]
     fn normalizes_ganeti_style_argv() {
         assert_eq!(
-            normalize_argv(&v(&["--disk=0:size=1G", "-tplain", "-fq", "-B", "x", "--", "-tz"]), &['t', 'B']),
-            v(&["--disk", "0:size=1G", "-t", "plain", "-f", "-q", "-B", "x", "--", "-tz"])
+            normalize_argv(
+                &v(&["--disk=0:size=1G", "-tplain", "-fq", "-B", "x", "--", "-tz"]),
+                &['t', 'B']
+            ),
+            v(&[
+                "--disk",
+                "0:size=1G",
+                "-t",
+                "plain",
+                "-f",
+                "-q",
+                "-B",
+                "x",
+                "--",
+                "-tz"
+            ])
         );
         assert_eq!(normalize_argv(&v(&["-1"]), &['t']), v(&["-1"]));
     }
 
     #[test]
     fn prerequisite_failures_read_like_ganeti() {
-        let f = OpFailure { kind: ErrorKind::Inval, message: "bad mac prefix".into() };
+        let f = OpFailure {
+            kind: ErrorKind::Inval,
+            message: "bad mac prefix".into(),
+        };
         assert_eq!(
             format_failure(&f),
             "Failure: prerequisites not met for this operation:\nerror type: wrong_input, error details:\nbad mac prefix"

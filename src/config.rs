@@ -123,3 +123,20 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+impl ConfigError {
+    /// Whether the error is about values someone typed or edited (bad
+    /// input) rather than the environment (files, disks).
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            ConfigError::Parse { .. }
+                | ConfigError::VersionTooNew { .. }
+                | ConfigError::VersionTooOld { .. }
+                | ConfigError::Invalid { .. }
+                | ConfigError::Param { .. }
+                | ConfigError::InvalidInit { .. }
+                | ConfigError::Update { .. }
+        )
+    }
+}

@@ -47,8 +47,12 @@ pub const HMAC_KEY_BYTES: usize = 20;
 pub const CERT_VALIDITY_DAYS: u32 = 5 * 365;
 
 /// Where OS definitions are searched, in order (as on a real node).
-pub const OS_SEARCH_PATH: &[&str] =
-    &["/srv/ganeti/os", "/usr/local/lib/ganeti/os", "/usr/lib/ganeti/os", "/usr/share/ganeti/os"];
+pub const OS_SEARCH_PATH: &[&str] = &[
+    "/srv/ganeti/os",
+    "/usr/local/lib/ganeti/os",
+    "/usr/lib/ganeti/os",
+    "/usr/share/ganeti/os",
+];
 /// Where ExtStorage providers are searched, in order (as on a real node).
 pub const ES_SEARCH_PATH: &[&str] = &[
     "/srv/ganeti/extstorage",
@@ -64,8 +68,17 @@ pub const HYPERVISORS: &[&str] = &["chroot", "fake", "kvm", "lxc", "xen-hvm", "x
 /// defaults to xen-pvm; ganeti-rs targets KVM hosts.
 pub const DEFAULT_ENABLED_HYPERVISOR: &str = "kvm";
 /// Disk templates Ganeti knows.
-pub const DISK_TEMPLATES: &[&str] =
-    &["blockdev", "diskless", "drbd", "ext", "file", "gluster", "plain", "rbd", "sharedfile"];
+pub const DISK_TEMPLATES: &[&str] = &[
+    "blockdev",
+    "diskless",
+    "drbd",
+    "ext",
+    "file",
+    "gluster",
+    "plain",
+    "rbd",
+    "sharedfile",
+];
 /// Disk templates enabled when `--enabled-disk-templates` is not given (Ganeti's default).
 pub const DEFAULT_ENABLED_DISK_TEMPLATES: &[&str] = &["drbd", "plain"];
 /// Default master network device (Ganeti's `DEFAULT_BRIDGE`).

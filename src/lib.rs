@@ -15,10 +15,10 @@
 
 /// Program table: `argv[0]` → entry function; `ganeti PROGRAM …`; `ganeti --list`.
 pub mod applets;
-/// Command-line front ends: one module per `gnt-*` program plus `cfgupgrade`.
-pub mod cli;
 /// Cluster bootstrap on one node: `gnt-cluster init` and `destroy`, before and after the daemons.
 pub mod bootstrap;
+/// Command-line front ends: one module per `gnt-*` program plus `cfgupgrade`.
+pub mod cli;
 /// Cluster configuration: objects in Ganeti 3.0's schema, parameter
 /// inheritance, validation, the single writer, and upgrades from 2.7 on.
 pub mod config;

@@ -11,5 +11,5 @@
 pub mod cmd;
 pub mod fs;
 pub mod proc;
-pub mod time;
 pub mod signal;
+pub mod time;

@@ -4,34 +4,101 @@
 //! front ends reach masterd only over LUXI; the node side never reads the
 //! cluster config; data modules and `sys` stay at the bottom.
 
+// An integration-test crate is all test code; the lint is for src/.
+#![allow(clippy::tests_outside_test_module)]
+
 use std::path::{Path, PathBuf};
 
 /// (module prefix of the file, forbidden module prefix, why)
 const RULES: &[(&str, &str, &str)] = &[
-    ("cli", "config::store", "front ends never touch the config writer; ask masterd over LUXI"),
-    ("cli", "config::validate", "front ends never touch config internals"),
+    (
+        "cli",
+        "config::store",
+        "front ends never touch the config writer; ask masterd over LUXI",
+    ),
+    (
+        "cli",
+        "config::validate",
+        "front ends never touch config internals",
+    ),
     ("cli", "jobs", "front ends never import the job queue"),
     ("cli", "cmdlib", "front ends never import logical units"),
     ("cli", "locking", "front ends never import the lock manager"),
-    ("cli", "daemons::masterd", "front ends reach masterd only over LUXI"),
+    (
+        "cli",
+        "daemons::masterd",
+        "front ends reach masterd only over LUXI",
+    ),
     ("cli", "backend", "front ends never call node-side code"),
-    ("daemons::rapi", "config", "RAPI holds no config; it translates to LUXI"),
+    (
+        "daemons::rapi",
+        "config",
+        "RAPI holds no config; it translates to LUXI",
+    ),
     ("daemons::rapi", "jobs", "RAPI never imports the job queue"),
-    ("daemons::rapi", "cmdlib", "RAPI never imports logical units"),
-    ("daemons::watcher", "config::store", "the watcher asks masterd over LUXI"),
-    ("daemons::watcher", "jobs", "the watcher never imports the job queue"),
-    ("daemons::watcher", "cmdlib", "the watcher never imports logical units"),
-    ("backend", "config::store", "backend never reads the cluster config; the RPC payload carries it"),
-    ("backend", "ssconf", "backend gets what it needs in the RPC payload"),
+    (
+        "daemons::rapi",
+        "cmdlib",
+        "RAPI never imports logical units",
+    ),
+    (
+        "daemons::watcher",
+        "config::store",
+        "the watcher asks masterd over LUXI",
+    ),
+    (
+        "daemons::watcher",
+        "jobs",
+        "the watcher never imports the job queue",
+    ),
+    (
+        "daemons::watcher",
+        "cmdlib",
+        "the watcher never imports logical units",
+    ),
+    (
+        "backend",
+        "config::store",
+        "backend never reads the cluster config; the RPC payload carries it",
+    ),
+    (
+        "backend",
+        "ssconf",
+        "backend gets what it needs in the RPC payload",
+    ),
     ("backend", "cmdlib", "the node side never runs master logic"),
-    ("hv", "config::store", "hypervisors never read the cluster config"),
-    ("storage", "config::store", "storage never reads the cluster config"),
-    ("cmdlib", "hv", "logical units ask a node over rpc, never the hypervisor"),
-    ("cmdlib", "storage", "logical units ask a node over rpc, never storage"),
-    ("cmdlib", "backend", "logical units ask a node over rpc, even the master itself"),
+    (
+        "hv",
+        "config::store",
+        "hypervisors never read the cluster config",
+    ),
+    (
+        "storage",
+        "config::store",
+        "storage never reads the cluster config",
+    ),
+    (
+        "cmdlib",
+        "hv",
+        "logical units ask a node over rpc, never the hypervisor",
+    ),
+    (
+        "cmdlib",
+        "storage",
+        "logical units ask a node over rpc, never storage",
+    ),
+    (
+        "cmdlib",
+        "backend",
+        "logical units ask a node over rpc, even the master itself",
+    ),
     ("luxi", "config", "LUXI is transport; it knows no config"),
     ("luxi", "cli", "LUXI is below the front ends"),
-    ("config", "cli", "config is data and its writer; it knows no front end"),
+    (
+        "config",
+        "cli",
+        "config is data and its writer; it knows no front end",
+    ),
     ("config", "daemons", "config knows no daemon"),
     ("config", "luxi", "config knows no transport"),
     ("sys", "config", "sys is the bottom layer"),
@@ -74,9 +141,15 @@ fn crate_paths(text: &str) -> Vec<String> {
 }
 
 fn expand(text: &str, prefix: String, out: &mut Vec<String>) {
-    let ident_end = text.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(text.len());
+    let ident_end = text
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(text.len());
     let path = text[..ident_end].trim_end_matches(':');
-    let full = if prefix.is_empty() { path.to_string() } else { format!("{prefix}::{path}") };
+    let full = if prefix.is_empty() {
+        path.to_string()
+    } else {
+        format!("{prefix}::{path}")
+    };
     if text[ident_end..].starts_with('{') {
         let body = &text[ident_end + 1..];
         let mut depth = 0;
@@ -138,13 +211,21 @@ fn no_forbidden_edges() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
-    assert!(files.len() > 10, "expected the source tree at {}", src.display());
+    assert!(
+        files.len() > 10,
+        "expected the source tree at {}",
+        src.display()
+    );
     let mut all = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read source");
         all.extend(violations(&module_of(&src, &f), &text));
     }
-    assert!(all.is_empty(), "forbidden module edges:\n{}", all.join("\n"));
+    assert!(
+        all.is_empty(),
+        "forbidden module edges:\n{}",
+        all.join("\n")
+    );
 }
 
 #[test]

@@ -220,7 +220,6 @@ fn run(args: &CfgUpgradeArgs) -> Result<(), CfgUpgradeError> {
 
     if !args.no_verify {
         report(Verbosity::Verbose, "Verifying the upgraded configuration");
-        // TODO(merge): also parse into config::objects::ConfigData and run config::validate
         upgrade::verify_upgraded(&new).map_err(CfgUpgradeError::Verify)?;
     }
     if new == old {

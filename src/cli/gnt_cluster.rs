@@ -27,7 +27,7 @@ struct GntCluster {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 enum Command {
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     Info(InfoArgs),
     Getmaster(GetmasterArgs),
     Version(VersionArgs),
@@ -118,11 +118,7 @@ struct InitArgs {
 #[derive(FromArgs, Debug)]
 /// Shows the cluster configuration.
 #[argh(subcommand, name = "info")]
-struct InfoArgs {
-    /// print integers as roman numerals (accepted; printed as decimal)
-    #[argh(switch)]
-    roman: bool,
-}
+struct InfoArgs {}
 
 #[derive(FromArgs, Debug)]
 /// Prints the name of the master node.
@@ -165,7 +161,11 @@ pub fn main(program: &str, args: &[String]) -> u8 {
     }
 }
 
-fn init(paths: &Paths, a: InitArgs) -> u8 {
+fn init(paths: &Paths, a: Box<InitArgs>) -> u8 {
+    let a = *a;
+    // --no-ssh-init is accepted so Ganeti scripts keep working; ganeti-rs
+    // never changes SSH setup either way.
+    let _ = a.no_ssh_init;
     let opts = InitOptions {
         cluster_name: a.cluster_name,
         enabled_hypervisors: a.enabled_hypervisors,
@@ -220,7 +220,10 @@ fn getmaster(paths: &Paths) -> u8 {
             EXIT_SUCCESS
         }
         Err(e) => {
-            eprintln!("Cannot determine the master node: {}", crate::error::chain(&e));
+            eprintln!(
+                "Cannot determine the master node: {}",
+                crate::error::chain(&e)
+            );
             EXIT_FAILURE
         }
     }
@@ -274,7 +277,11 @@ fn format_uid_pool(v: &Value) -> String {
                 .filter_map(|r| {
                     let lo = r.get(0)?.as_u64()?;
                     let hi = r.get(1)?.as_u64()?;
-                    Some(if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+                    Some(if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo}-{hi}")
+                    })
                 })
                 .collect()
         })
@@ -308,7 +315,10 @@ fn cluster_info_tree(r: &Value) -> Info {
                 Info::Dict(
                     [
                         ("active".to_string(), Info::text(python_repr(active))),
-                        ("interval".to_string(), Info::text(format!("{interval:.3}s"))),
+                        (
+                            "interval".to_string(),
+                            Info::text(format!("{interval:.3}s")),
+                        ),
                     ]
                     .into(),
                 ),
@@ -319,60 +329,133 @@ fn cluster_info_tree(r: &Value) -> Info {
         ("Cluster name".into(), t("name")),
         ("Cluster UUID".into(), t("uuid")),
         ("Creation time".into(), Info::text(format_time(&r["ctime"]))),
-        ("Modification time".into(), Info::text(format_time(&r["mtime"]))),
+        (
+            "Modification time".into(),
+            Info::text(format_time(&r["mtime"])),
+        ),
         ("Master node".into(), t("master")),
         (
             "Architecture (this node)".into(),
-            Info::text(format!("{} ({})", python_repr(&arch[0]), python_repr(&arch[1]))),
+            Info::text(format!(
+                "{} ({})",
+                python_repr(&arch[0]),
+                python_repr(&arch[1])
+            )),
         ),
         ("Tags".into(), Info::text(tags)),
         ("Default hypervisor".into(), t("default_hypervisor")),
-        ("Enabled hypervisors".into(), Info::text(comma_join(&r["enabled_hypervisors"]))),
-        ("Hypervisor parameters".into(), Info::from_json_dict(&r["hvparams"])),
-        ("OS-specific hypervisor parameters".into(), Info::from_json_dict(&r["os_hvp"])),
+        (
+            "Enabled hypervisors".into(),
+            Info::text(comma_join(&r["enabled_hypervisors"])),
+        ),
+        (
+            "Hypervisor parameters".into(),
+            Info::from_json_dict(&r["hvparams"]),
+        ),
+        (
+            "OS-specific hypervisor parameters".into(),
+            Info::from_json_dict(&r["os_hvp"]),
+        ),
         ("OS parameters".into(), Info::from_json_dict(&r["osparams"])),
-        ("Hidden OSes".into(), Info::text(comma_join(&r["hidden_os"]))),
-        ("Blacklisted OSes".into(), Info::text(comma_join(&r["blacklisted_os"]))),
+        (
+            "Hidden OSes".into(),
+            Info::text(comma_join(&r["hidden_os"])),
+        ),
+        (
+            "Blacklisted OSes".into(),
+            Info::text(comma_join(&r["blacklisted_os"])),
+        ),
         (
             "Cluster parameters".into(),
             Info::Section(vec![
                 ("candidate pool size".into(), t("candidate_pool_size")),
-                ("maximal number of jobs running simultaneously".into(), t("max_running_jobs")),
-                ("maximal number of jobs simultaneously tracked by the scheduler".into(), t("max_tracked_jobs")),
+                (
+                    "maximal number of jobs running simultaneously".into(),
+                    t("max_running_jobs"),
+                ),
+                (
+                    "maximal number of jobs simultaneously tracked by the scheduler".into(),
+                    t("max_tracked_jobs"),
+                ),
                 ("mac prefix".into(), t("mac_prefix")),
                 ("master netdev".into(), t("master_netdev")),
                 ("master netmask".into(), t("master_netmask")),
-                ("use external master IP address setup script".into(), t("use_external_mip_script")),
+                (
+                    "use external master IP address setup script".into(),
+                    t("use_external_mip_script"),
+                ),
                 ("lvm volume group".into(), t("volume_group_name")),
                 ("lvm reserved volumes".into(), Info::text(reserved)),
                 ("drbd usermode helper".into(), t("drbd_usermode_helper")),
                 ("file storage path".into(), t("file_storage_dir")),
-                ("shared file storage path".into(), t("shared_file_storage_dir")),
+                (
+                    "shared file storage path".into(),
+                    t("shared_file_storage_dir"),
+                ),
                 ("gluster storage path".into(), t("gluster_storage_dir")),
-                ("maintenance of node health".into(), t("maintain_node_health")),
-                ("uid pool".into(), Info::text(format_uid_pool(&r["uid_pool"]))),
+                (
+                    "maintenance of node health".into(),
+                    t("maintain_node_health"),
+                ),
+                (
+                    "uid pool".into(),
+                    Info::text(format_uid_pool(&r["uid_pool"])),
+                ),
                 ("default instance allocator".into(), t("default_iallocator")),
-                ("default instance allocator parameters".into(), Info::from_json_dict(&r["default_iallocator_params"])),
+                (
+                    "default instance allocator parameters".into(),
+                    Info::from_json_dict(&r["default_iallocator_params"]),
+                ),
                 ("primary ip version".into(), t("primary_ip_version")),
                 ("preallocation wipe disks".into(), t("prealloc_wipe_disks")),
-                ("OS search path".into(), Info::text(crate::constants::OS_SEARCH_PATH.join(", "))),
-                ("ExtStorage Providers search path".into(), Info::text(crate::constants::ES_SEARCH_PATH.join(", "))),
-                ("enabled disk templates".into(), Info::text(comma_join(&r["enabled_disk_templates"]))),
+                (
+                    "OS search path".into(),
+                    Info::text(crate::constants::OS_SEARCH_PATH.join(", ")),
+                ),
+                (
+                    "ExtStorage Providers search path".into(),
+                    Info::text(crate::constants::ES_SEARCH_PATH.join(", ")),
+                ),
+                (
+                    "enabled disk templates".into(),
+                    Info::text(comma_join(&r["enabled_disk_templates"])),
+                ),
                 ("install image".into(), t("install_image")),
-                ("instance communication network".into(), t("instance_communication_network")),
+                (
+                    "instance communication network".into(),
+                    t("instance_communication_network"),
+                ),
                 ("zeroing image".into(), t("zeroing_image")),
-                ("compression tools".into(), Info::text(python_repr(&r["compression_tools"]))),
+                (
+                    "compression tools".into(),
+                    Info::text(python_repr(&r["compression_tools"])),
+                ),
                 ("enabled user shutdown".into(), t("enabled_user_shutdown")),
                 ("modify ssh setup".into(), t("modify_ssh_setup")),
                 ("ssh_key_type".into(), t("ssh_key_type")),
                 ("ssh_key_bits".into(), t("ssh_key_bits")),
             ]),
         ),
-        ("Default node parameters".into(), Info::from_json_dict(&r["ndparams"])),
-        ("Default instance parameters".into(), Info::from_json_dict(&r["beparams"])),
-        ("Default nic parameters".into(), Info::from_json_dict(&r["nicparams"])),
-        ("Default disk parameters".into(), Info::from_json_dict(&r["diskparams"])),
-        ("Instance policy - limits for instances".into(), Info::from_json_dict(&r["ipolicy"])),
+        (
+            "Default node parameters".into(),
+            Info::from_json_dict(&r["ndparams"]),
+        ),
+        (
+            "Default instance parameters".into(),
+            Info::from_json_dict(&r["beparams"]),
+        ),
+        (
+            "Default nic parameters".into(),
+            Info::from_json_dict(&r["nicparams"]),
+        ),
+        (
+            "Default disk parameters".into(),
+            Info::from_json_dict(&r["diskparams"]),
+        ),
+        (
+            "Instance policy - limits for instances".into(),
+            Info::from_json_dict(&r["ipolicy"]),
+        ),
         ("Data collectors".into(), Info::Dict(collectors)),
     ])
 }

@@ -30,9 +30,11 @@ impl Info {
     /// dictionaries; other values print as Ganeti prints Python values).
     pub fn from_json_dict(v: &serde_json::Value) -> Info {
         match v {
-            serde_json::Value::Object(m) => {
-                Info::Dict(m.iter().map(|(k, v)| (k.clone(), Info::from_json_dict(v))).collect())
-            }
+            serde_json::Value::Object(m) => Info::Dict(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Info::from_json_dict(v)))
+                    .collect(),
+            ),
             other => Info::Text(python_repr(other)),
         }
     }
@@ -46,20 +48,21 @@ impl Info {
 
     fn write(&self, out: &mut String, level: usize, after_key: bool) {
         let indent = "  ".repeat(level);
-        let write_entries = |out: &mut String, entries: &mut dyn Iterator<Item = (&String, &Info)>| {
-            let mut first = true;
-            if after_key {
-                out.push('\n');
-            }
-            for (k, v) in entries {
-                if after_key || !first {
-                    out.push_str(&indent);
+        let write_entries =
+            |out: &mut String, entries: &mut dyn Iterator<Item = (&String, &Info)>| {
+                let mut first = true;
+                if after_key {
+                    out.push('\n');
                 }
-                first = false;
-                let _ = write!(out, "{k}: ");
-                v.write(out, level + 1, true);
-            }
-        };
+                for (k, v) in entries {
+                    if after_key || !first {
+                        out.push_str(&indent);
+                    }
+                    first = false;
+                    let _ = write!(out, "{k}: ");
+                    v.write(out, level + 1, true);
+                }
+            };
         match self {
             Info::Text(s) => {
                 out.push_str(s);
@@ -119,9 +122,15 @@ mod tests {
         hv.insert("acpi".to_string(), Info::text("True"));
         let tree = Info::Section(vec![
             ("Cluster name".into(), Info::text("c1")),
-            ("Hypervisor parameters".into(), Info::Dict([("kvm".to_string(), Info::Dict(hv))].into())),
+            (
+                "Hypervisor parameters".into(),
+                Info::Dict([("kvm".to_string(), Info::Dict(hv))].into()),
+            ),
             ("Tags".into(), Info::text("(none)")),
-            ("Specs".into(), Info::List(vec![Info::Section(vec![("min".into(), Info::text(1))])])),
+            (
+                "Specs".into(),
+                Info::List(vec![Info::Section(vec![("min".into(), Info::text(1))])]),
+            ),
         ]);
         let expected = "Cluster name: c1\nHypervisor parameters: \n  kvm: \n    acpi: True\n    migration_port: 8102\nTags: (none)\nSpecs: \n  - min: 1";
         assert_eq!(tree.render(), expected);

@@ -840,9 +840,30 @@ pub fn verify_upgraded(cfg: &Value) -> Result<(), UpgradeError> {
         problems.append(&mut bad);
     }
     if problems.is_empty() {
+        // The structure holds; now the strict 3.0 schema and every
+        // cross-object rule the config writer enforces.
+        problems.extend(schema_problems(cfg));
+    }
+    if problems.is_empty() {
         Ok(())
     } else {
         Err(UpgradeError::Verify { problems })
+    }
+}
+
+/// Parses `cfg` with the 3.0 object types and runs [`crate::config::validate`].
+fn schema_problems(cfg: &Value) -> Vec<String> {
+    let bytes = match serde_json::to_vec(cfg) {
+        Ok(b) => b,
+        Err(e) => return vec![format!("cannot serialise the upgraded configuration: {e}")],
+    };
+    let source = std::path::Path::new("upgraded config.data");
+    match crate::config::ConfigData::from_json(&bytes, source) {
+        Err(e) => vec![crate::error::chain(&e)],
+        Ok(data) => match crate::config::validate::validate(&data) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.to_string().lines().map(str::to_string).collect(),
+        },
     }
 }
 
@@ -2094,28 +2115,28 @@ mod tests {
             },
             "nodes": {
                 "node1": {"name": "node1", "uuid": "11111111-0000-0000-0000-000000000001",
-                          "group": "g0000000-0000-0000-0000-000000000000",
-                          "primary_ip": "192.0.2.1", "tags": ["ntag"],
+                          "group": "a0000000-0000-0000-0000-000000000000",
+                          "primary_ip": "192.0.2.1", "tags": ["ntag"], "master_candidate": true,
                           "ndparams": {"exclusive_storage": true, "spindle_count": 2}},
                 "node2": {"name": "node2", "uuid": "22222222-0000-0000-0000-000000000002",
-                          "group": "g0000000-0000-0000-0000-000000000000",
+                          "group": "a0000000-0000-0000-0000-000000000000",
                           "primary_ip": "192.0.2.2"}
             },
             "nodegroups": {
-                "g0000000-0000-0000-0000-000000000000": {
-                    "name": "default", "uuid": "g0000000-0000-0000-0000-000000000000",
+                "a0000000-0000-0000-0000-000000000000": {
+                    "name": "default", "uuid": "a0000000-0000-0000-0000-000000000000",
                     "ipolicy": {"min": {"cpu-count": 2}, "max": {}, "std": {"cpu-count": 3}}
                 }
             },
             "networks": {
-                "n0000000-0000-0000-0000-000000000000": {
-                    "name": "net1", "uuid": "n0000000-0000-0000-0000-000000000000",
+                "b0000000-0000-0000-0000-000000000000": {
+                    "name": "net1", "uuid": "b0000000-0000-0000-0000-000000000000",
                     "network": "198.51.100.0/24", "network_type": "private", "family": 4
                 }
             },
             "instances": {
                 "web1": {
-                    "name": "web1", "uuid": "i1111111-0000-0000-0000-000000000001",
+                    "name": "web1", "uuid": "c1111111-0000-0000-0000-000000000001",
                     "primary_node": "node1", "os": "debian", "hypervisor": "kvm",
                     "admin_up": true, "disk_template": "drbd", "ctime": 50,
                     "beparams": {"memory": 512},
@@ -2136,7 +2157,7 @@ mod tests {
                     }]
                 },
                 "empty1": {
-                    "name": "empty1", "uuid": "i2222222-0000-0000-0000-000000000002",
+                    "name": "empty1", "uuid": "c2222222-0000-0000-0000-000000000002",
                     "primary_node": "node2", "os": "debian", "hypervisor": "kvm",
                     "admin_state": "down", "disk_template": "diskless",
                     "nics": [], "disks": []
@@ -2232,7 +2253,7 @@ mod tests {
         // Missing spec parameters come from Ganeti's defaults.
         assert_eq!(policy["minmax"][0]["max"]["disk-size"], 1_048_576);
         assert_eq!(policy["std"]["cpu-count"], 1);
-        let group = &cfg["nodegroups"]["g0000000-0000-0000-0000-000000000000"]["ipolicy"];
+        let group = &cfg["nodegroups"]["a0000000-0000-0000-0000-000000000000"]["ipolicy"];
         assert!(group.get("std").is_none(), "{group}");
         // Only the non-empty spec is kept, completed from the cluster's.
         assert_eq!(group["minmax"][0]["min"]["cpu-count"], 2);
@@ -2241,7 +2262,7 @@ mod tests {
         let web = &cfg["instances"]["web1"];
         assert_eq!(
             web["nics"][0]["network"],
-            "n0000000-0000-0000-0000-000000000000"
+            "b0000000-0000-0000-0000-000000000000"
         );
         assert!(web["nics"][0]["uuid"].is_string());
         let disk = &web["disks"][0];
@@ -2265,7 +2286,7 @@ mod tests {
         let n2 = "22222222-0000-0000-0000-000000000002";
         assert!(cfg["nodes"].get(n1).is_some() && cfg["nodes"].get("node1").is_none());
         assert_eq!(cfg["cluster"]["master_node"], n1);
-        let web = &cfg["instances"]["i1111111-0000-0000-0000-000000000001"];
+        let web = &cfg["instances"]["c1111111-0000-0000-0000-000000000001"];
         assert_eq!(web["primary_node"], n1);
         let disk = &web["disks"][0];
         assert_eq!(disk["dev_type"], "drbd");
@@ -2284,7 +2305,7 @@ mod tests {
         run_steps_until(&mut cfg, 2_090_000);
         let mut log = Vec::new();
         upgrade_v2_9_to_v2_10(&mut cfg, &mut log).unwrap();
-        let disk = &cfg["instances"]["i1111111-0000-0000-0000-000000000001"]["disks"][0];
+        let disk = &cfg["instances"]["c1111111-0000-0000-0000-000000000001"]["disks"][0];
         assert!(disk.get("physical_id").is_none());
         assert!(disk["children"][0].get("physical_id").is_none());
         assert_eq!(disk["iv_name"], "disk/0");
@@ -2310,9 +2331,9 @@ mod tests {
     fn v2_11_to_v2_12_moves_disks_to_the_top_level() {
         let mut cfg = minimal_v2_7();
         run_steps_until(&mut cfg, 2_110_000);
-        let inline = cfg["instances"]["i1111111-0000-0000-0000-000000000001"]["disks"][0].clone();
+        let inline = cfg["instances"]["c1111111-0000-0000-0000-000000000001"]["disks"][0].clone();
         upgrade_v2_11_to_v2_12(&mut cfg, &mut Vec::new()).unwrap();
-        let web = &cfg["instances"]["i1111111-0000-0000-0000-000000000001"];
+        let web = &cfg["instances"]["c1111111-0000-0000-0000-000000000001"];
         let uuid = web["disks"][0].as_str().unwrap();
         assert_eq!(uuid, inline["uuid"]);
         let disk = &cfg["disks"][uuid];
@@ -2347,7 +2368,7 @@ mod tests {
         let mut cfg = minimal_v2_7();
         run_steps_until(&mut cfg, 2_130_000);
         upgrade_v2_13_to_v2_14(&mut cfg, &mut Vec::new()).unwrap();
-        let web = &cfg["instances"]["i1111111-0000-0000-0000-000000000001"];
+        let web = &cfg["instances"]["c1111111-0000-0000-0000-000000000001"];
         assert!(web.get("disk_template").is_none());
         assert_eq!(web["disks_active"], false, "admin_up is only read in 3.0");
         assert_eq!(web["osparams_private"], json!({}));
@@ -2383,7 +2404,7 @@ mod tests {
         run_steps_until(&mut cfg, 2_160_000);
         upgrade_v2_16_to_v3_0(&mut cfg, &mut Vec::new()).unwrap();
         assert_eq!(cfg["version"], CONFIG_VERSION);
-        let web = &cfg["instances"]["i1111111-0000-0000-0000-000000000001"];
+        let web = &cfg["instances"]["c1111111-0000-0000-0000-000000000001"];
         assert_eq!(web["admin_state"], "up");
         assert!(web.get("admin_up").is_none());
         assert_eq!(web["beparams"], json!({"maxmem": 512, "minmem": 512}));
@@ -2400,9 +2421,9 @@ mod tests {
         let node1 = &cfg["nodes"]["11111111-0000-0000-0000-000000000001"];
         assert_eq!(node1["ndparams"], json!({"spindle_count": 2}));
         assert_eq!(node1["powered"], true);
-        let net = &cfg["networks"]["n0000000-0000-0000-0000-000000000000"];
+        let net = &cfg["networks"]["b0000000-0000-0000-0000-000000000000"];
         assert!(net.get("network_type").is_none() && net.get("family").is_none());
-        let group = &cfg["nodegroups"]["g0000000-0000-0000-0000-000000000000"];
+        let group = &cfg["nodegroups"]["a0000000-0000-0000-0000-000000000000"];
         assert_eq!(group["alloc_policy"], "preferred");
         assert_eq!(group["mtime"], 200.5);
         verify_upgraded(&cfg).unwrap();
@@ -2442,8 +2463,8 @@ mod tests {
     #[test]
     fn verification_reports_dangling_references() {
         let (mut cfg, _) = upgrade(minimal_v2_7()).unwrap();
-        cfg["instances"]["i1111111-0000-0000-0000-000000000001"]["primary_node"] = json!("nope");
-        cfg["instances"]["i2222222-0000-0000-0000-000000000002"]["disks"] = json!(["gone"]);
+        cfg["instances"]["c1111111-0000-0000-0000-000000000001"]["primary_node"] = json!("nope");
+        cfg["instances"]["c2222222-0000-0000-0000-000000000002"]["disks"] = json!(["gone"]);
         let err = verify_upgraded(&cfg).unwrap_err();
         let UpgradeError::Verify { problems } = &err else {
             panic!("{err}")

@@ -31,7 +31,8 @@ pub fn main(_program: &str, args: &[String]) -> u8 {
 
 fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     let paths = daemon.paths.clone();
-    let store = ConfigStore::open(&paths).map_err(|e| DaemonError::body("loading the cluster configuration", e))?;
+    let store = ConfigStore::open(&paths)
+        .map_err(|e| DaemonError::body("loading the cluster configuration", e))?;
     let snapshot = store.snapshot();
     let me = paths.hostname();
     let master = master_node_name(&config_json(&snapshot));
@@ -46,7 +47,10 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     }
     crate::sys::fs::ensure_dir(&paths.socket_dir(), 0o750)
         .map_err(|e| DaemonError::body("creating the socket directory", e))?;
-    let handler = Arc::new(MasterHandler { store: Arc::new(store), paths: paths.clone() });
+    let handler = Arc::new(MasterHandler {
+        store: Arc::new(store),
+        paths: paths.clone(),
+    });
     let ex = Arc::new(smol::Executor::new());
     let sockets = [paths.master_socket(), paths.query_socket()];
     let mut listeners = Vec::new();
@@ -54,9 +58,14 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
         listeners.push(bind_socket(sock)?);
     }
     for l in listeners {
-        ex.spawn(serve(l, Arc::clone(&handler), Arc::clone(&ex))).detach();
+        ex.spawn(serve(l, Arc::clone(&handler), Arc::clone(&ex)))
+            .detach();
     }
-    log::info!("masterd serving LUXI on {} and {}", sockets[0].display(), sockets[1].display());
+    log::info!(
+        "masterd serving LUXI on {} and {}",
+        sockets[0].display(),
+        sockets[1].display()
+    );
     daemon.ready();
     let shutdown = daemon.wait_for_shutdown();
     smol::block_on(ex.run(shutdown));
@@ -70,7 +79,8 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     // A socket left by a crashed masterd would make bind fail; our pid
     // file lock guarantees no live masterd owns it.
     let _ = std::fs::remove_file(path);
-    let l = UnixListener::bind(path).map_err(|e| DaemonError::body("binding the LUXI socket", e))?;
+    let l =
+        UnixListener::bind(path).map_err(|e| DaemonError::body("binding the LUXI socket", e))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
         .map_err(|e| DaemonError::body("setting the LUXI socket mode", e))?;
@@ -124,7 +134,10 @@ fn enabled_only(map: &Value, enabled: &[Value]) -> Value {
 /// The `QueryClusterInfo` answer, with the keys of Ganeti 3.0.
 fn cluster_info(config: &Value) -> Value {
     let c = &config["cluster"];
-    let enabled_hvs = c["enabled_hypervisors"].as_array().cloned().unwrap_or_default();
+    let enabled_hvs = c["enabled_hypervisors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut os_hvp = Map::new();
     if let Some(m) = c["os_hvp"].as_object() {
         for (os, hvs) in m {
@@ -137,18 +150,42 @@ fn cluster_info(config: &Value) -> Value {
     };
     let field = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
     let pairs: Vec<(&str, Value)> = vec![
-        ("software_version", json!(crate::constants::GANETI_COMPAT_VERSION)),
-        ("protocol_version", json!(crate::constants::PROTOCOL_VERSION)),
+        (
+            "software_version",
+            json!(crate::constants::GANETI_COMPAT_VERSION),
+        ),
+        (
+            "protocol_version",
+            json!(crate::constants::PROTOCOL_VERSION),
+        ),
         ("config_version", json!(crate::constants::CONFIG_VERSION)),
-        ("os_api_version", json!(crate::constants::OS_API_VERSIONS.iter().max())),
+        (
+            "os_api_version",
+            json!(crate::constants::OS_API_VERSIONS.iter().max()),
+        ),
         ("export_version", json!(crate::constants::EXPORT_VERSION)),
-        ("vcs_version", json!(format!("ganeti-rs {}", crate::constants::RELEASE_VERSION))),
+        (
+            "vcs_version",
+            json!(format!("ganeti-rs {}", crate::constants::RELEASE_VERSION)),
+        ),
         ("architecture", json!(["64bit", std::env::consts::ARCH])),
         ("name", json!(field("cluster_name"))),
         ("master", json!(master_node_name(config))),
-        ("default_hypervisor", json!(enabled_hvs.first().cloned().unwrap_or(Value::Null))),
+        (
+            "default_hypervisor",
+            json!(enabled_hvs.first().cloned().unwrap_or(Value::Null)),
+        ),
         ("enabled_hypervisors", json!(enabled_hvs)),
-        ("hvparams", json!(enabled_only(&c["hvparams"], c["enabled_hypervisors"].as_array().map(Vec::as_slice).unwrap_or(&[])))),
+        (
+            "hvparams",
+            json!(enabled_only(
+                &c["hvparams"],
+                c["enabled_hypervisors"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+            )),
+        ),
         ("os_hvp", json!(os_hvp)),
         ("beparams", json!(field("beparams"))),
         ("osparams", json!(field("osparams"))),
@@ -162,11 +199,17 @@ fn cluster_info(config: &Value) -> Value {
         ("mac_prefix", json!(field("mac_prefix"))),
         ("master_netdev", json!(field("master_netdev"))),
         ("master_netmask", json!(field("master_netmask"))),
-        ("use_external_mip_script", json!(field("use_external_mip_script"))),
+        (
+            "use_external_mip_script",
+            json!(field("use_external_mip_script")),
+        ),
         ("volume_group_name", json!(field("volume_group_name"))),
         ("drbd_usermode_helper", json!(field("drbd_usermode_helper"))),
         ("file_storage_dir", json!(field("file_storage_dir"))),
-        ("shared_file_storage_dir", json!(field("shared_file_storage_dir"))),
+        (
+            "shared_file_storage_dir",
+            json!(field("shared_file_storage_dir")),
+        ),
         ("gluster_storage_dir", json!(field("gluster_storage_dir"))),
         ("maintain_node_health", json!(field("maintain_node_health"))),
         ("ctime", json!(field("ctime"))),
@@ -175,33 +218,59 @@ fn cluster_info(config: &Value) -> Value {
         ("tags", json!(field("tags"))),
         ("uid_pool", json!(field("uid_pool"))),
         ("default_iallocator", json!(field("default_iallocator"))),
-        ("default_iallocator_params", json!(field("default_iallocator_params"))),
+        (
+            "default_iallocator_params",
+            json!(field("default_iallocator_params")),
+        ),
         ("reserved_lvs", json!(field("reserved_lvs"))),
         ("primary_ip_version", json!(ip_version)),
         ("prealloc_wipe_disks", json!(field("prealloc_wipe_disks"))),
         ("hidden_os", json!(field("hidden_os"))),
         ("blacklisted_os", json!(field("blacklisted_os"))),
-        ("enabled_disk_templates", json!(field("enabled_disk_templates"))),
+        (
+            "enabled_disk_templates",
+            json!(field("enabled_disk_templates")),
+        ),
         ("install_image", json!(field("install_image"))),
-        ("instance_communication_network", json!(field("instance_communication_network"))),
+        (
+            "instance_communication_network",
+            json!(field("instance_communication_network")),
+        ),
         ("zeroing_image", json!(field("zeroing_image"))),
         ("compression_tools", json!(field("compression_tools"))),
-        ("enabled_user_shutdown", json!(field("enabled_user_shutdown"))),
+        (
+            "enabled_user_shutdown",
+            json!(field("enabled_user_shutdown")),
+        ),
         ("modify_ssh_setup", json!(field("modify_ssh_setup"))),
         ("ssh_key_type", json!(field("ssh_key_type"))),
         ("ssh_key_bits", json!(field("ssh_key_bits"))),
-        ("enabled_data_collectors", json!(field("data_collectors").as_object().map(|m| {
-            m.iter().map(|(k, v)| (k.clone(), v["active"].clone())).collect::<Map<_, _>>()
-        }))),
-        ("data_collector_interval", json!(field("data_collectors").as_object().map(|m| {
-            m.iter().map(|(k, v)| (k.clone(), v["interval"].clone())).collect::<Map<_, _>>()
-        }))),
+        (
+            "enabled_data_collectors",
+            json!(field("data_collectors").as_object().map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v["active"].clone()))
+                    .collect::<Map<_, _>>()
+            })),
+        ),
+        (
+            "data_collector_interval",
+            json!(field("data_collectors").as_object().map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v["interval"].clone()))
+                    .collect::<Map<_, _>>()
+            })),
+        ),
     ];
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// `QueryConfigValues(fields)`: the few cluster-wide values Ganeti's clients ask for.
-fn query_config_values(config: &Value, paths: &crate::paths::Paths, args: &Value) -> Result<Value, LuxiFailure> {
+fn query_config_values(
+    config: &Value,
+    paths: &crate::paths::Paths,
+    args: &Value,
+) -> Result<Value, LuxiFailure> {
     let fields = args
         .get(0)
         .and_then(Value::as_array)
@@ -212,11 +281,16 @@ fn query_config_values(config: &Value, paths: &crate::paths::Paths, args: &Value
         let name = f.as_str().unwrap_or_default();
         let v = match name {
             "cluster_name" => c["cluster_name"].clone(),
-            "master_node" => master_node_name(config).map(Value::String).unwrap_or(Value::Null),
+            "master_node" => master_node_name(config)
+                .map(Value::String)
+                .unwrap_or(Value::Null),
             "drain_flag" => Value::Bool(paths.queue_dir().join("drain").exists()),
             "watcher_pause" => watcher_pause(paths),
             _ => {
-                return Err(LuxiFailure::prereq(format!("unknown config value field {f}"), ErrorKind::Inval));
+                return Err(LuxiFailure::prereq(
+                    format!("unknown config value field {f}"),
+                    ErrorKind::Inval,
+                ));
             }
         };
         out.push(v);
@@ -254,8 +328,13 @@ fn query_tags(config: &Value, args: &Value) -> Result<Value, LuxiFailure> {
                 .as_object()
                 .and_then(|m| m.values().find(|o| o["name"].as_str() == Some(name)))
                 .map(|o| o["tags"].clone())
-                .ok_or_else(|| LuxiFailure::prereq(format!("{kind} {name:?} not known"), ErrorKind::NoEnt))
+                .ok_or_else(|| {
+                    LuxiFailure::prereq(format!("{kind} {name:?} not known"), ErrorKind::NoEnt)
+                })
         }
-        _ => Err(LuxiFailure::prereq(format!("invalid tag kind {}", args.get(0).unwrap_or(&Value::Null)), ErrorKind::Inval)),
+        _ => Err(LuxiFailure::prereq(
+            format!("invalid tag kind {}", args.get(0).unwrap_or(&Value::Null)),
+            ErrorKind::Inval,
+        )),
     }
 }

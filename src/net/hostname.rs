@@ -12,60 +12,23 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// IP family of the cluster's primary network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpFamily {
-    /// IPv4 (`--primary-ip-version 4`).
-    V4,
-    /// IPv6 (`--primary-ip-version 6`).
-    V6,
+pub use crate::config::objects::IpFamily;
+
+/// The family for a `--primary-ip-version` number (4 or 6).
+pub fn family_from_version(v: u8) -> Option<IpFamily> {
+    match v {
+        4 => Some(IpFamily::V4),
+        6 => Some(IpFamily::V6),
+        _ => None,
+    }
 }
 
-impl IpFamily {
-    /// From the version number the CLI takes.
-    pub fn from_version(v: u8) -> Option<Self> {
-        match v {
-            4 => Some(IpFamily::V4),
-            6 => Some(IpFamily::V6),
-            _ => None,
-        }
-    }
-    /// The version number (4 or 6).
-    pub fn version(self) -> u8 {
-        match self {
-            IpFamily::V4 => 4,
-            IpFamily::V6 => 6,
-        }
-    }
-    /// The address family number Ganeti stores in `primary_ip_family` (AF_INET 2, AF_INET6 10).
-    pub fn af(self) -> u32 {
-        match self {
-            IpFamily::V4 => 2,
-            IpFamily::V6 => 10,
-        }
-    }
-    /// From a stored address family number.
-    pub fn from_af(af: u32) -> Option<Self> {
-        match af {
-            2 => Some(IpFamily::V4),
-            10 => Some(IpFamily::V6),
-            _ => None,
-        }
-    }
-    /// Whether `ip` belongs to this family.
-    pub fn matches(self, ip: &IpAddr) -> bool {
-        matches!(
-            (self, ip),
-            (IpFamily::V4, IpAddr::V4(_)) | (IpFamily::V6, IpAddr::V6(_))
-        )
-    }
-    /// Address length in bits (the default master netmask).
-    pub fn bits(self) -> u32 {
-        match self {
-            IpFamily::V4 => 32,
-            IpFamily::V6 => 128,
-        }
-    }
+/// Whether `ip` belongs to `family`.
+pub fn family_matches(family: IpFamily, ip: &IpAddr) -> bool {
+    matches!(
+        (family, ip),
+        (IpFamily::V4, IpAddr::V4(_)) | (IpFamily::V6, IpAddr::V6(_))
+    )
 }
 
 /// A name that could not be resolved as needed.
@@ -77,7 +40,7 @@ pub enum ResolveError {
         /// The name.
         name: String,
         /// Wanted family.
-        version: u8,
+        version: u32,
         /// Where to fix it.
         hint: String,
     },
@@ -112,7 +75,7 @@ pub fn virtual_hosts_file(paths: &Paths) -> Option<PathBuf> {
 /// Resolves `name` to an address of `family`.
 pub fn resolve(paths: &Paths, name: &str, family: IpFamily) -> Result<HostInfo, ResolveError> {
     if let Ok(ip) = name.parse::<IpAddr>() {
-        if family.matches(&ip) {
+        if family_matches(family, &ip) {
             return Ok(HostInfo {
                 name: name.to_string(),
                 ip,
@@ -141,7 +104,7 @@ pub fn resolve(paths: &Paths, name: &str, family: IpFamily) -> Result<HostInfo, 
     let found = (name, 0u16)
         .to_socket_addrs()
         .ok()
-        .and_then(|mut addrs| addrs.find(|a| family.matches(&a.ip())));
+        .and_then(|mut addrs| addrs.find(|a| family_matches(family, &a.ip())));
     match found {
         Some(a) => Ok(HostInfo {
             name: name.to_string(),
@@ -167,7 +130,7 @@ pub fn lookup_hosts_text(text: &str, name: &str, family: IpFamily) -> Option<IpA
             let ip: IpAddr = fields.next()?.parse().ok()?;
             fields.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
         })
-        .find(|ip| family.matches(ip))
+        .find(|ip| family_matches(family, ip))
 }
 
 /// Adds `ip name` to a hosts file unless the name is already there.

@@ -27,13 +27,21 @@ impl Run {
     /// Panics with the whole output unless the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "command failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
     /// Panics unless the command failed.
     #[track_caller]
     pub fn failed(self) -> Run {
-        assert_ne!(self.code, 0, "command unexpectedly succeeded:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_ne!(
+            self.code, 0,
+            "command unexpectedly succeeded:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -41,7 +49,6 @@ impl Run {
 pub struct TestCluster {
     pub base: PathBuf,
     bin: PathBuf,
-    pub net: (u8, u8),
     nodes: Vec<String>,
 }
 
@@ -55,7 +62,14 @@ impl TestCluster {
         let bin = base.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_ganeti"));
-        for name in ["ganeti", "gnt-cluster", "ganeti-masterd", "cfgupgrade", "gnt-node", "hbal"] {
+        for name in [
+            "ganeti",
+            "gnt-cluster",
+            "ganeti-masterd",
+            "cfgupgrade",
+            "gnt-node",
+            "hbal",
+        ] {
             symlink(&exe, bin.join(name)).unwrap();
         }
         // 127.X.Y.i with X.Y unique per (process, cluster).
@@ -70,7 +84,7 @@ impl TestCluster {
         }
         hosts.push_str(&format!("127.{}.{}.100\tcluster.test\n", net.0, net.1));
         std::fs::write(base.join("hosts"), hosts).unwrap();
-        TestCluster { base, bin, net, nodes }
+        TestCluster { base, bin, nodes }
     }
 
     /// Root directory of a node.
@@ -89,7 +103,13 @@ impl TestCluster {
     }
 
     /// Runs with extra environment variables.
-    pub fn run_env(&self, node: &str, program: &str, args: &[&str], env: &BTreeMap<&str, String>) -> Run {
+    pub fn run_env(
+        &self,
+        node: &str,
+        program: &str,
+        args: &[&str],
+        env: &BTreeMap<&str, String>,
+    ) -> Run {
         let out = Command::new(self.bin.join(program))
             .args(args)
             .env("GANETI_ROOTDIR", self.root(node))
@@ -111,7 +131,11 @@ impl TestCluster {
         let shared = self.path(node, "/srv/ganeti/shared-file-storage");
         let conf = self.path(node, "/etc/ganeti");
         std::fs::create_dir_all(&conf).unwrap();
-        std::fs::write(conf.join("file-storage-paths"), format!("{}\n{}\n", file.display(), shared.display())).unwrap();
+        std::fs::write(
+            conf.join("file-storage-paths"),
+            format!("{}\n{}\n", file.display(), shared.display()),
+        )
+        .unwrap();
         (file.display().to_string(), shared.display().to_string())
     }
 
@@ -144,7 +168,9 @@ impl TestCluster {
 
     /// The pid recorded in a daemon's pid file on `node`, if it is alive.
     pub fn daemon_pid(&self, node: &str, daemon: &str) -> Option<u32> {
-        let text = std::fs::read_to_string(self.path(node, &format!("/var/run/ganeti/{daemon}.pid"))).ok()?;
+        let text =
+            std::fs::read_to_string(self.path(node, &format!("/var/run/ganeti/{daemon}.pid")))
+                .ok()?;
         let pid: u32 = text.trim().parse().ok()?;
         Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
     }
@@ -154,7 +180,12 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         for node in &self.nodes {
             let _ = self.run(node, "ganeti", &["daemon-util", "stop-all"]);
-            for daemon in ["ganeti-masterd", "ganeti-noded", "ganeti-confd", "ganeti-rapi"] {
+            for daemon in [
+                "ganeti-masterd",
+                "ganeti-noded",
+                "ganeti-confd",
+                "ganeti-rapi",
+            ] {
                 if let Some(pid) = self.daemon_pid(node, daemon) {
                     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
                 }

@@ -9,13 +9,19 @@ const GANETI_PY: &str = "/usr/share/ganeti/3.0";
 
 #[test]
 fn ganeti_python_client_reads_cluster_info() {
-    if !Path::new(GANETI_PY).join("ganeti/luxi.py").exists() || !Path::new("/usr/bin/python3").exists() {
-        eprintln!("skipping: Ganeti's Python library is not installed (apt-get install ganeti-3.0)");
+    if !Path::new(GANETI_PY).join("ganeti/luxi.py").exists()
+        || !Path::new("/usr/bin/python3").exists()
+    {
+        eprintln!(
+            "skipping: Ganeti's Python library is not installed (apt-get install ganeti-3.0)"
+        );
         return;
     }
     let c = TestCluster::new(1);
     c.init(&[]).ok();
-    c.wait_for("masterd", Duration::from_secs(10), || c.daemon_pid("node1", "ganeti-masterd").is_some());
+    c.wait_for("masterd", Duration::from_secs(10), || {
+        c.daemon_pid("node1", "ganeti-masterd").is_some()
+    });
     let sock = c.path("node1", "/var/run/ganeti/socket/ganeti-query");
     let script = format!(
         "import sys, json\nsys.path.insert(0, {GANETI_PY:?})\nfrom ganeti import luxi, errors\n\
@@ -24,10 +30,24 @@ fn ganeti_python_client_reads_cluster_info() {
          print(json.dumps([info['name'], info['master'], info['config_version'], c.QueryConfigValues(['cluster_name', 'master_node'])]))\n\
          try:\n    c.SubmitJob([])\nexcept errors.LuxiError as e:\n    print('LuxiError', e)\n"
     );
-    let out = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python client failed:\n{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python client failed:\n{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
-    assert_eq!(first, serde_json::json!(["cluster.test", "node1", 3000000, ["cluster.test", "node1"]]));
-    assert!(stdout.contains("LuxiError") && stdout.contains("not implemented yet"), "{stdout}");
+    assert_eq!(
+        first,
+        serde_json::json!(["cluster.test", "node1", 3000000, ["cluster.test", "node1"]])
+    );
+    assert!(
+        stdout.contains("LuxiError") && stdout.contains("not implemented yet"),
+        "{stdout}"
+    );
 }
