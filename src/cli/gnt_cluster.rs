@@ -454,10 +454,37 @@ fn cluster_info_tree(r: &Value) -> Info {
         ),
         (
             "Instance policy - limits for instances".into(),
-            Info::from_json_dict(&r["ipolicy"]),
+            ipolicy_tree(&r["ipolicy"]),
         ),
         ("Data collectors".into(), Info::Dict(collectors)),
     ])
+}
+
+/// A cluster-level instance policy in Ganeti's layout (`FormatPolicyInfo`).
+fn ipolicy_tree(p: &Value) -> Info {
+    let bounds: Vec<Info> = p["minmax"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .enumerate()
+                .map(|(i, mm)| {
+                    Info::Section(
+                        ["max", "min"]
+                            .iter()
+                            .map(|k| (format!("{k}/{i}"), Info::from_json_dict(&mm[*k])))
+                            .collect(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = vec![("bounds specs".to_string(), Info::List(bounds))];
+    out.push(("std".into(), Info::from_json_dict(&p["std"])));
+    out.push(("allowed disk templates".into(), Info::text(comma_join(&p["disk-templates"]))));
+    for k in ["vcpu-ratio", "spindle-ratio"] {
+        out.push((k.into(), Info::text(python_repr(&p[k]))));
+    }
+    Info::Section(out)
 }
 
 #[allow(clippy::print_stdout)]
