@@ -14,7 +14,7 @@ pub const EXIT_NOT_IMPLEMENTED: u8 = 2;
 pub const EXIT_UNKNOWN_PROGRAM: u8 = 1;
 
 /// An entry function: receives the program name and its arguments (without
-/// argv[0]) and returns the exit code.
+/// `argv[0]`) and returns the exit code.
 pub type Entry = fn(program: &str, args: &[String]) -> u8;
 
 /// What kind of program an applet is (where `make install` puts its link).
@@ -275,7 +275,7 @@ fn print_version(name: &str) {
 #[allow(clippy::print_stdout)]
 fn print_usage() {
     println!(
-        "usage: ganeti PROGRAM [ARGS...]\n       ganeti --list\n       ganeti daemon-util start|stop|check|start-all|stop-all [DAEMON]\n\n\
+        "usage: ganeti PROGRAM [ARGS...]\n       ganeti --list\n       ganeti daemon-util start|stop|check|start-all|stop-all|check-all [DAEMON]\n\n\
          The binary also runs as PROGRAM when started under that name (a symlink)."
     );
 }

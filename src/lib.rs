@@ -1,8 +1,9 @@
 //! ganeti-rs: a Ganeti-compatible cluster virtualization manager, built as one
 //! static multicall binary.
 //!
-//! This file is the architecture map. Every top-level module is listed here
-//! with one line saying what it owns; `docs/architecture.md` has the picture
+//! This file is the architecture map. Every top-level module is listed below
+//! with a one-line comment saying what it owns (each module's own `//!` doc
+//! says more); `docs/architecture.md` has the picture
 //! and the dependency rules that `tests/layering.rs` enforces.
 //!
 //! Front ends (`cli`, later `daemons::rapi` and `daemons::watcher`) talk to
@@ -13,31 +14,31 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-/// Program table: `argv[0]` → entry function; `ganeti PROGRAM …`; `ganeti --list`.
+// Program table: `argv[0]` → entry function; `ganeti PROGRAM …`; `ganeti --list`.
 pub mod applets;
-/// Cluster bootstrap on one node: `gnt-cluster init` and `destroy`, before and after the daemons.
+// Cluster bootstrap on one node: `gnt-cluster init` and `destroy`, before and after the daemons.
 pub mod bootstrap;
-/// Command-line front ends: one module per `gnt-*` program plus `cfgupgrade`.
+// Command-line front ends: one module per `gnt-*` program plus `cfgupgrade`.
 pub mod cli;
-/// Cluster configuration: objects in Ganeti 3.0's schema, parameter
-/// inheritance, validation, the single writer, and upgrades from 2.7 on.
+// Cluster configuration: objects in Ganeti 3.0's schema, parameter
+// inheritance, validation, the single writer, and upgrades from 2.7 on.
 pub mod config;
-/// Ports, timeouts, versions and limits, with their units in their names.
+// Ports, timeouts, versions and limits, with their units in their names.
 pub mod constants;
-/// Cluster-wide secrets and certificates: generating `server.pem` and `hmac.key`.
+// Cluster-wide secrets and certificates: generating `server.pem` and `hmac.key`.
 pub mod crypto;
-/// Daemon scaffolding (pid files, signals, logging, mlock) and the daemons.
+// Daemon scaffolding (pid files, signals, logging, mlock) and the daemons.
 pub mod daemons;
-/// Error kinds shared across process boundaries and the error-chain printer.
+// Error kinds shared across process boundaries and the error-chain printer.
 pub mod error;
-/// LUXI: framing, client and server side of the masterd unix socket protocol.
+// LUXI: framing, client and server side of the masterd unix socket protocol.
 pub mod luxi;
-/// Host networking: name resolution and address checks (Ganeti's netutils).
+// Host networking: name resolution and address checks (Ganeti's netutils).
 pub mod net;
-/// Every on-disk path, derived from one root (`GANETI_ROOTDIR`).
+// Every on-disk path, derived from one root (`GANETI_ROOTDIR`).
 pub mod paths;
-/// `ssconf_*` files: small per-node files written from the master, read everywhere.
+// `ssconf_*` files: small per-node files written from the master, read everywhere.
 pub mod ssconf;
-/// The only home of unsafe code, raw syscalls, process spawning and atomic writes.
+// The only home of unsafe code, raw syscalls, process spawning and atomic writes.
 #[allow(unsafe_code)]
 pub mod sys;

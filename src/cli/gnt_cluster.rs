@@ -480,7 +480,10 @@ fn ipolicy_tree(p: &Value) -> Info {
         .unwrap_or_default();
     let mut out = vec![("bounds specs".to_string(), Info::List(bounds))];
     out.push(("std".into(), Info::from_json_dict(&p["std"])));
-    out.push(("allowed disk templates".into(), Info::text(comma_join(&p["disk-templates"]))));
+    out.push((
+        "allowed disk templates".into(),
+        Info::text(comma_join(&p["disk-templates"])),
+    ));
     for k in ["vcpu-ratio", "spindle-ratio"] {
         out.push((k.into(), Info::text(python_repr(&p[k]))));
     }
