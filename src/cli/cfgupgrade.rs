@@ -322,10 +322,7 @@ fn confirm() -> Result<(), CfgUpgradeError> {
 /// `config.data.backup-YYYY-MM-DD_HH_MM_SS.XXXXXXXX` next to the file, as
 /// Ganeti names its backups (the time is UTC here, local time in Ganeti).
 fn backup_path(config_path: &Path) -> Result<PathBuf, CfgUpgradeError> {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let stamp = crate::sys::time::format_file_stamp(crate::sys::time::now_secs());
     let name = config_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -339,42 +336,11 @@ fn backup_path(config_path: &Path) -> Result<PathBuf, CfgUpgradeError> {
             .iter()
             .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
             .collect();
-        let candidate = dir.join(format!(
-            "{name}.backup-{}.{suffix}",
-            timestamp_for_filename(secs)
-        ));
+        let candidate = dir.join(format!("{name}.backup-{}.{suffix}", stamp));
         if !candidate.exists() {
             return Ok(candidate);
         }
     }
-}
-
-/// `YYYY-MM-DD_HH_MM_SS` in UTC for seconds since the epoch (no colons, so
-/// shells and tools do not split the name).
-fn timestamp_for_filename(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}_{:02}_{:02}_{:02}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -410,14 +376,6 @@ mod tests {
         let a = parse(&["--downgrade", "-f"]).unwrap();
         let e = run(&a).unwrap_err();
         assert!(matches!(e, CfgUpgradeError::DowngradeUnsupported));
-    }
-
-    #[test]
-    fn timestamps_are_utc_dates() {
-        assert_eq!(timestamp_for_filename(0), "1970-01-01_00_00_00");
-        // 2024-02-29T12:34:56Z
-        assert_eq!(timestamp_for_filename(1_709_210_096), "2024-02-29_12_34_56");
-        assert_eq!(timestamp_for_filename(951_782_400), "2000-02-29_00_00_00");
     }
 
     #[test]

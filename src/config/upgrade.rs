@@ -1134,29 +1134,6 @@ const HV_GLOBAL_PARAMS: &[&str] = &[
     "migration_port",
     "xen_cmd",
 ];
-/// Ganeti's order of preference when listing inferred disk templates.
-const DISK_TEMPLATE_PREFERENCE: &[&str] = &[
-    "blockdev",
-    "diskless",
-    "drbd",
-    "ext",
-    "file",
-    "plain",
-    "rbd",
-    "sharedfile",
-    "gluster",
-];
-const DISK_TEMPLATES: &[&str] = &[
-    "blockdev",
-    "diskless",
-    "drbd",
-    "ext",
-    "file",
-    "gluster",
-    "plain",
-    "rbd",
-    "sharedfile",
-];
 const IPOLICY_KEYS: &[&str] = &[
     "disk-templates",
     "minmax",
@@ -1180,7 +1157,7 @@ fn ispecs_min() -> Value {
 
 fn ipolicy_defaults() -> Value {
     json!({
-        "disk-templates": DISK_TEMPLATES,
+        "disk-templates": crate::constants::DISK_TEMPLATES,
         "minmax": [{
             "max": {"cpu-count": 8, "disk-count": 16, "disk-size": 1048576,
                     "memory-size": 32768, "nic-count": 8, "spindle-use": 12},
@@ -1332,7 +1309,7 @@ fn infer_enabled_disk_templates(
         in_use.insert("plain".into());
     }
     let mut enabled: Vec<String> = Vec::new();
-    for t in DISK_TEMPLATE_PREFERENCE {
+    for t in crate::config::params::DISK_TEMPLATE_PREFERENCE {
         if in_use.remove(*t) {
             enabled.push((*t).to_string());
         }
@@ -1486,7 +1463,7 @@ fn fill_cluster(c: &mut Map<String, Value>, log: &mut Vec<String>) -> Result<(),
         Some(Value::Object(custom)) if !custom.is_empty() => {
             let defaults = disk_dt_defaults();
             let mut out = Map::new();
-            for dt in DISK_TEMPLATES {
+            for dt in crate::constants::DISK_TEMPLATES {
                 let mut filled = custom
                     .get(*dt)
                     .and_then(Value::as_object)

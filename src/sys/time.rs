@@ -1,44 +1,96 @@
 //! Wall-clock time as Ganeti stores it (float seconds since the epoch) and
-//! as our commands print it.
+//! the printed forms our commands and logs use.
+//!
+//! Everything is printed in UTC: the static binary carries no time-zone
+//! database, and appliance hosts commonly run in UTC. (Ganeti prints local
+//! time.)
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch, with fractions (Ganeti's `time.time()`).
 pub fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    secs_of(SystemTime::now())
+}
+
+/// Seconds since the epoch of `t` (0 for times before the epoch).
+pub fn secs_of(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
 
-/// Formats a timestamp as `YYYY-MM-DD HH:MM:SS` (Ganeti's `FormatTime`).
-///
-/// Printed in UTC: the static binary carries no time-zone database, and
-/// appliance hosts commonly run in UTC.
-pub fn format_local(secs: f64) -> String {
-    let (date, time) = split(secs);
-    format!("{date} {time}")
+/// A UTC calendar time broken into its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    /// Year (proleptic Gregorian).
+    pub year: i64,
+    /// Month, 1–12.
+    pub month: u32,
+    /// Day of the month, 1–31.
+    pub day: u32,
+    /// Hour, 0–23.
+    pub hour: u32,
+    /// Minute, 0–59.
+    pub minute: u32,
+    /// Second, 0–59.
+    pub second: u32,
+    /// Milliseconds, 0–999.
+    pub millis: u32,
 }
 
-/// `(YYYY-MM-DD, HH:MM:SS)` in UTC.
-fn split(secs: f64) -> (String, String) {
-    #[allow(clippy::cast_possible_truncation)] // timestamps fit in i64 seconds
-    let s = secs.floor() as i64;
-    let days = s.div_euclid(86_400);
-    let rem = s.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60),
+impl UtcTime {
+    /// Breaks down `secs` since the epoch.
+    pub fn from_secs(secs: f64) -> UtcTime {
+        // Whole milliseconds first, so 0.123 s is 123 ms despite binary floats.
+        #[allow(clippy::cast_possible_truncation)] // timestamps fit in i64 milliseconds
+        let total_ms = (secs * 1000.0).round() as i64;
+        let whole = total_ms.div_euclid(1000);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 0..=999
+        let millis = total_ms.rem_euclid(1000) as u32;
+        let (year, month, day) = civil_from_days(whole.div_euclid(86_400));
+        let rem = whole.rem_euclid(86_400);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // < 86400
+        let rem = rem as u32;
+        UtcTime {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+            millis,
+        }
+    }
+
+    fn date(&self) -> String {
+        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (Ganeti's `FormatTime`), in UTC.
+pub fn format_local(secs: f64) -> String {
+    let t = UtcTime::from_secs(secs);
+    format!("{} {:02}:{:02}:{:02}", t.date(), t.hour, t.minute, t.second)
+}
+
+/// Log-line timestamp `YYYY-MM-DD HH:MM:SS,mmm` (Python logging's `asctime`), in UTC.
+pub fn format_log_stamp(secs: f64) -> String {
+    let t = UtcTime::from_secs(secs);
+    format!(
+        "{} {:02}:{:02}:{:02},{:03}",
+        t.date(),
+        t.hour,
+        t.minute,
+        t.second,
+        t.millis
     )
 }
 
-/// Log-line timestamp `YYYY-MM-DD HH:MM:SS,mmm` (UTC).
-pub fn format_log_stamp(secs: f64) -> String {
-    let (date, time) = split(secs);
-    #[allow(clippy::cast_possible_truncation)] // 0..=999
-    let millis = ((secs - secs.floor()) * 1000.0) as u32;
-    format!("{date} {time},{:03}", millis.min(999))
+/// `YYYY-MM-DD_HH_MM_SS` for file names (no colons, so shells and tools do
+/// not split the name), in UTC.
+pub fn format_file_stamp(secs: f64) -> String {
+    let t = UtcTime::from_secs(secs);
+    format!("{}_{:02}_{:02}_{:02}", t.date(), t.hour, t.minute, t.second)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -65,5 +117,10 @@ mod tests {
         assert_eq!(format_local(0.0), "1970-01-01 00:00:00");
         assert_eq!(format_local(1_795_000_000.0), "2026-11-18 11:06:40");
         assert_eq!(format_log_stamp(951_782_400.25), "2000-02-29 00:00:00,250");
+        assert_eq!(
+            format_file_stamp(951_782_400.0 + 3723.0),
+            "2000-02-29_01_02_03"
+        );
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }
