@@ -45,3 +45,12 @@ pub const DAEMON_STOP_TIMEOUT_SECS: u64 = 30;
 pub const HMAC_KEY_BYTES: usize = 32;
 /// Validity of a generated cluster certificate (Ganeti: 5 years).
 pub const CERT_VALIDITY_DAYS: u32 = 5 * 365;
+
+/// First lock acquisition attempt timeout of a job (`LOCK_ATTEMPTS_MINWAIT`);
+/// also the lower bound of every attempt.
+pub const LOCK_ATTEMPTS_MINWAIT_SECS: u64 = 5;
+/// Upper bound of one lock acquisition attempt (`LOCK_ATTEMPTS_MAXWAIT`).
+pub const LOCK_ATTEMPTS_MAXWAIT_SECS: u64 = 75;
+/// Total time spent in timed attempts before a blocking acquire or a
+/// deferral (`LOCK_ATTEMPTS_TIMEOUT`).
+pub const LOCK_ATTEMPTS_TIMEOUT_SECS: u64 = 1800;

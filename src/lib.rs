@@ -28,6 +28,8 @@ pub mod crypto;
 pub mod daemons;
 /// Error kinds shared across process boundaries and the error-chain printer.
 pub mod error;
+/// Lock levels, the lock manager (BGL, level order, retries) and the one acquisition order.
+pub mod locking;
 /// LUXI: framing, client and server side of the masterd unix socket protocol.
 pub mod luxi;
 /// Every on-disk path, derived from one root (`GANETI_ROOTDIR`).
