@@ -345,3 +345,148 @@ impl LockError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::thread;
+
+    /// A tiny deterministic generator, so a failing run can be replayed.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            usize::try_from(self.0 % n as u64).expect("below n, which is a usize")
+        }
+    }
+
+    /// Per-lock witness of the mutual exclusion invariant: -1 while held
+    /// exclusively, the number of sharers otherwise.
+    fn enter(cell: &AtomicI64, mode: LockMode) {
+        let ok = match mode {
+            LockMode::Exclusive => cell
+                .compare_exchange(0, -1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok(),
+            LockMode::Shared => cell
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                    (v >= 0).then_some(v + 1)
+                })
+                .is_ok(),
+        };
+        assert!(
+            ok,
+            "mutual exclusion broken entering {mode}: {}",
+            cell.load(Ordering::SeqCst)
+        );
+    }
+
+    fn leave(cell: &AtomicI64, mode: LockMode) {
+        match mode {
+            LockMode::Exclusive => assert_eq!(cell.swap(0, Ordering::SeqCst), -1),
+            LockMode::Shared => assert!(cell.fetch_sub(1, Ordering::SeqCst) > 0),
+        }
+    }
+
+    #[test]
+    fn contention_stress_keeps_mutual_exclusion_without_deadlock() {
+        const THREADS: u64 = 8;
+        const ROUNDS: usize = 200;
+        const LOCKS: usize = 10;
+        let names: Vec<LockName> = (0..LOCKS).map(|i| LockName(format!("inst{i}"))).collect();
+        let manager = Arc::new(LockManager::new(InitialLocks {
+            instances: names.clone(),
+            ..InitialLocks::default()
+        }));
+        let cells: Arc<Vec<AtomicI64>> = Arc::new((0..=LOCKS).map(|_| AtomicI64::new(0)).collect());
+        let bgl_cell = LOCKS;
+        let (done_tx, done_rx) = mpsc::channel();
+        for t in 0..THREADS {
+            let (manager, cells, names, done_tx) = (
+                manager.clone(),
+                cells.clone(),
+                names.clone(),
+                done_tx.clone(),
+            );
+            thread::spawn(move || {
+                let owner = OwnerId(t);
+                let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (t + 1));
+                for _ in 0..ROUNDS {
+                    let priority = [Priority::HIGH, Priority::NORMAL, Priority::LOW][rng.below(3)];
+                    // Rarely take the BGL exclusively, as cluster-wide ops do.
+                    let bgl_mode = if rng.below(50) == 0 {
+                        LockMode::Exclusive
+                    } else {
+                        LockMode::Shared
+                    };
+                    let bgl = Names::list([BGL_NAME]);
+                    let got = manager.acquire(
+                        owner,
+                        Level::Cluster,
+                        &bgl,
+                        bgl_mode,
+                        Timeout::Blocking,
+                        priority,
+                    );
+                    assert_eq!(got, Ok(Acquired::Yes));
+                    enter(&cells[bgl_cell], bgl_mode);
+
+                    let count = 1 + rng.below(3);
+                    let mut picked: Vec<usize> = (0..count).map(|_| rng.below(LOCKS)).collect();
+                    picked.sort_unstable();
+                    picked.dedup();
+                    let mode = if rng.below(2) == 0 {
+                        LockMode::Shared
+                    } else {
+                        LockMode::Exclusive
+                    };
+                    let timeout = match rng.below(4) {
+                        0 => {
+                            Timeout::After(std::time::Duration::from_micros(rng.below(500) as u64))
+                        }
+                        _ => Timeout::Blocking,
+                    };
+                    let wanted = Names::List(picked.iter().map(|i| names[*i].clone()).collect());
+                    let got =
+                        manager.acquire(owner, Level::Instance, &wanted, mode, timeout, priority);
+                    if got == Ok(Acquired::Yes) {
+                        picked.iter().for_each(|i| enter(&cells[*i], mode));
+                        thread::yield_now();
+                        picked.iter().for_each(|i| leave(&cells[*i], mode));
+                        manager
+                            .release(owner, Level::Instance, &Names::All)
+                            .expect("release");
+                    } else {
+                        assert_eq!(got, Ok(Acquired::TimedOut));
+                        assert!(manager.owned(owner, Level::Instance).is_empty());
+                    }
+                    leave(&cells[bgl_cell], bgl_mode);
+                    manager
+                        .release(owner, Level::Cluster, &Names::All)
+                        .expect("release");
+                }
+                done_tx.send(t).expect("report");
+            });
+        }
+        for _ in 0..THREADS {
+            // Generous bound: only a deadlock takes this long.
+            if done_rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .is_err()
+            {
+                panic!("stress test stuck; locks: {:#?}", manager.info());
+            }
+        }
+        let info = manager.info();
+        assert!(
+            info.iter()
+                .all(|i| i.owners.is_empty() && i.pending.is_empty()),
+            "{info:#?}"
+        );
+        assert!(cells.iter().all(|c| c.load(Ordering::SeqCst) == 0));
+    }
+}
