@@ -280,7 +280,10 @@ impl LockSet {
                 if let Some(n) = list.iter().find(|n| !holding.names.contains_key(*n)) {
                     return Err(not_held(format!("{}/{n}", self.name)));
                 }
-                list.clone()
+                let mut list = list.clone();
+                list.sort();
+                list.dedup();
+                list
             }
         };
         for n in &to_release {
@@ -664,7 +667,7 @@ mod tests {
             s.release(o(1), &Names::list(["zz"])),
             Err(LockError::NotHeld { .. })
         ));
-        s.release(o(1), &Names::list(["a"])).expect("release");
+        s.release(o(1), &Names::list(["a", "a"])).expect("release");
         assert_eq!(s.owns_all(o(1)), None);
         assert_eq!(s.owned(o(1)).len(), 3);
         let zero = Timeout::After(Duration::ZERO);
