@@ -92,3 +92,11 @@ pub const DAEMON_START_TIMEOUT_SECS: u64 = 60;
 /// Cap on smol's blocking-thread pool in the daemons: with `mlockall` each
 /// thread locks about 2 MB of stack (PLATFORM.md).
 pub const DAEMON_BLOCKING_MAX_THREADS: usize = 4;
+/// First lock acquisition attempt timeout of a job (`LOCK_ATTEMPTS_MINWAIT`);
+/// also the lower bound of every attempt.
+pub const LOCK_ATTEMPTS_MINWAIT_SECS: u64 = 5;
+/// Upper bound of one lock acquisition attempt (`LOCK_ATTEMPTS_MAXWAIT`).
+pub const LOCK_ATTEMPTS_MAXWAIT_SECS: u64 = 75;
+/// Total time spent in timed attempts before a blocking acquire or a
+/// deferral (`LOCK_ATTEMPTS_TIMEOUT`).
+pub const LOCK_ATTEMPTS_TIMEOUT_SECS: u64 = 1800;
