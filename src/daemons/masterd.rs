@@ -11,6 +11,7 @@
 //! with it every call that submits or follows jobs, comes with issue 3;
 //! until then those calls get an explicit "not implemented yet" error.
 
+use crate::config::objects::ConfigData;
 use crate::config::store::ConfigStore;
 use crate::daemons::{Daemon, DaemonError};
 use crate::error::ErrorKind;
@@ -35,7 +36,7 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::body("loading the cluster configuration", e))?;
     let snapshot = store.snapshot();
     let me = paths.hostname();
-    let master = master_node_name(&config_json(&snapshot));
+    let master = master_node_name(&snapshot);
     if master.as_deref() != Some(me.as_str()) {
         return Err(DaemonError::body(
             "checking the master role",
@@ -95,7 +96,7 @@ struct MasterHandler {
 
 impl Handler for MasterHandler {
     async fn call(&self, method: Method, args: Value) -> Result<Value, LuxiFailure> {
-        let config = config_json(&self.store.snapshot());
+        let config = self.store.snapshot();
         match method {
             Method::QueryClusterInfo => Ok(cluster_info(&config)),
             Method::QueryConfigValues => query_config_values(&config, &self.paths, &args),
@@ -109,14 +110,8 @@ impl Handler for MasterHandler {
     }
 }
 
-/// The config as Ganeti's JSON (the keys clients know).
-fn config_json(data: &crate::config::objects::ConfigData) -> Value {
-    serde_json::to_value(data).unwrap_or(Value::Null)
-}
-
-fn master_node_name(config: &Value) -> Option<String> {
-    let uuid = config["cluster"]["master_node"].as_str()?;
-    config["nodes"][uuid]["name"].as_str().map(str::to_string)
+fn master_node_name(config: &ConfigData) -> Option<String> {
+    config.master_node().map(|n| n.name.as_str().to_string())
 }
 
 fn enabled_only(map: &Value, enabled: &[Value]) -> Value {
@@ -131,9 +126,12 @@ fn enabled_only(map: &Value, enabled: &[Value]) -> Value {
     Value::Object(out)
 }
 
-/// The `QueryClusterInfo` answer, with the keys of Ganeti 3.0.
-fn cluster_info(config: &Value) -> Value {
-    let c = &config["cluster"];
+/// The `QueryClusterInfo` answer, with the keys of Ganeti 3.0. Only the
+/// cluster object is turned into JSON (its keys are the ones clients know),
+/// so the cost does not grow with the number of nodes and instances.
+fn cluster_info(config: &ConfigData) -> Value {
+    let cluster = serde_json::to_value(&config.cluster).unwrap_or(Value::Null);
+    let c = &cluster;
     let enabled_hvs = c["enabled_hypervisors"]
         .as_array()
         .cloned()
@@ -267,7 +265,7 @@ fn cluster_info(config: &Value) -> Value {
 
 /// `QueryConfigValues(fields)`: the few cluster-wide values Ganeti's clients ask for.
 fn query_config_values(
-    config: &Value,
+    config: &ConfigData,
     paths: &crate::paths::Paths,
     args: &Value,
 ) -> Result<Value, LuxiFailure> {
@@ -275,12 +273,11 @@ fn query_config_values(
         .get(0)
         .and_then(Value::as_array)
         .ok_or_else(|| LuxiFailure::protocol("QueryConfigValues takes a list of field names"))?;
-    let c = &config["cluster"];
     let mut out = Vec::with_capacity(fields.len());
     for f in fields {
         let name = f.as_str().unwrap_or_default();
         let v = match name {
-            "cluster_name" => c["cluster_name"].clone(),
+            "cluster_name" => Value::String(config.cluster.cluster_name.clone()),
             "master_node" => master_node_name(config)
                 .map(Value::String)
                 .unwrap_or(Value::Null),
@@ -312,29 +309,32 @@ fn watcher_pause(paths: &crate::paths::Paths) -> Value {
     }
 }
 
-/// `QueryTags(kind, name)`: cluster tags now; other kinds come with their objects.
-fn query_tags(config: &Value, args: &Value) -> Result<Value, LuxiFailure> {
-    match args.get(0).and_then(Value::as_str) {
-        Some("cluster") => Ok(config["cluster"]["tags"].clone()),
-        Some(kind @ ("node" | "instance" | "nodegroup" | "network")) => {
-            let name = args.get(1).and_then(Value::as_str).unwrap_or_default();
-            let map = match kind {
-                "nodegroup" => "nodegroups",
-                "node" => "nodes",
-                "instance" => "instances",
-                _ => "networks",
-            };
-            config[map]
-                .as_object()
-                .and_then(|m| m.values().find(|o| o["name"].as_str() == Some(name)))
-                .map(|o| o["tags"].clone())
-                .ok_or_else(|| {
-                    LuxiFailure::prereq(format!("{kind} {name:?} not known"), ErrorKind::NoEnt)
-                })
+/// `QueryTags(kind, name)`: the tags of the cluster or of one named object.
+fn query_tags(config: &ConfigData, args: &Value) -> Result<Value, LuxiFailure> {
+    let kind = args.get(0).and_then(Value::as_str);
+    let name = args.get(1).and_then(Value::as_str).unwrap_or_default();
+    let tags = match kind {
+        Some("cluster") => Some(&config.cluster.tags),
+        Some("node") => config.node_by_name(name).map(|(_, n)| &n.tags),
+        Some("instance") => config.instance_by_name(name).map(|(_, i)| &i.tags),
+        Some("nodegroup") => config.group_by_name(name).map(|(_, g)| &g.tags),
+        Some("network") => config
+            .networks
+            .values()
+            .find(|n| n.name == name)
+            .map(|n| &n.tags),
+        _ => {
+            return Err(LuxiFailure::prereq(
+                format!("invalid tag kind {}", args.get(0).unwrap_or(&Value::Null)),
+                ErrorKind::Inval,
+            ))
         }
-        _ => Err(LuxiFailure::prereq(
-            format!("invalid tag kind {}", args.get(0).unwrap_or(&Value::Null)),
-            ErrorKind::Inval,
+    };
+    match tags {
+        Some(t) => Ok(serde_json::to_value(t).unwrap_or(Value::Null)),
+        None => Err(LuxiFailure::prereq(
+            format!("{} {name:?} not known", kind.unwrap_or_default()),
+            ErrorKind::NoEnt,
         )),
     }
 }
