@@ -30,6 +30,8 @@ pub mod daemons;
 pub mod error;
 /// LUXI: framing, client and server side of the masterd unix socket protocol.
 pub mod luxi;
+/// Opcodes: one plain-data struct per Ganeti operation, in Ganeti's JSON form.
+pub mod opcodes;
 /// Every on-disk path, derived from one root (`GANETI_ROOTDIR`).
 pub mod paths;
 /// `ssconf_*` files: small per-node files written from the master, read everywhere.
