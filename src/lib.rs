@@ -37,6 +37,8 @@ pub mod locking;
 pub mod luxi;
 // Host networking: name resolution and address checks (Ganeti's netutils).
 pub mod net;
+// Opcodes: one plain-data struct per Ganeti operation, in Ganeti's JSON form.
+pub mod opcodes;
 // Every on-disk path, derived from one root (`GANETI_ROOTDIR`).
 pub mod paths;
 // `ssconf_*` files: small per-node files written from the master, read everywhere.
