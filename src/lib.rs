@@ -18,6 +18,8 @@
 pub mod applets;
 // Cluster bootstrap on one node: `gnt-cluster init` and `destroy`, before and after the daemons.
 pub mod bootstrap;
+// Logical units: the master-side logic of each opcode, run by the job workers.
+pub mod cmdlib;
 // Command-line front ends: one module per `gnt-*` program plus `cfgupgrade`.
 pub mod cli;
 // Cluster configuration: objects in Ganeti 3.0's schema, parameter

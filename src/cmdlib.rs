@@ -1,0 +1,552 @@
+//! Logical units: the master-side logic of every opcode.
+//!
+//! A job worker hands an opcode to [`Processor::execute`], which runs its
+//! logical unit through Ganeti's phases (design 2.0, `mcpu.py`):
+//!
+//! 1. **expand names** against a config snapshot (short names → full names);
+//! 2. **declare locks** level by level; the processor acquires them in the
+//!    one level order with the retry strategy of design 2.1 (increasing
+//!    timeouts, then blocking — or deferring the job so others can run);
+//! 3. **check prerequisites** on a fresh snapshot taken under the locks;
+//!    failures here changed nothing ([`LuError::Prereq`]);
+//! 4. **execute**: node RPCs (issue 4) and config changes through the single
+//!    writer; failures here may have changed something ([`LuError::Exec`]).
+//!
+//! Feedback lines go to the job's log as they happen. An LU never touches a
+//! hypervisor or disk: it asks a node over RPC, even the master itself.
+//!
+//! Opcodes whose LU is not built yet fail with [`LuError::NotImplemented`];
+//! `docs/opcodes.md` lists which.
+
+pub mod cluster;
+pub mod tags;
+pub mod test;
+
+use crate::config::objects::ConfigData;
+use crate::config::store::ConfigStore;
+use crate::error::ErrorKind;
+use crate::locking::retry::{
+    acquire_with_retries, LockRequest, RetryOutcome, TimeoutStrategy, WhenExhausted,
+};
+use crate::locking::{Level, BGL_NAME};
+use crate::locking::{LockManager, LockMode, LockName, Names, OwnerId, Priority};
+use crate::opcodes::OpCode;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Why an opcode did not succeed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LuError {
+    /// A prerequisite failed; nothing was changed.
+    #[error("{message}")]
+    Prereq {
+        /// Ganeti's error class.
+        kind: ErrorKind,
+        /// What is wrong, naming the object.
+        message: String,
+    },
+    /// Execution failed; something may have changed.
+    #[error("{0}")]
+    Exec(String),
+    /// The opcode is defined but its logical unit is not built yet.
+    #[error("opcode {0} is not implemented yet in ganeti-rs; see docs/opcodes.md")]
+    NotImplemented(&'static str),
+    /// The locks could not be taken (deleted lock, order bug).
+    #[error("acquiring locks: {0}")]
+    Locking(String),
+}
+
+impl LuError {
+    /// A prerequisite failure of `kind`.
+    pub fn prereq(kind: ErrorKind, message: impl Into<String>) -> Self {
+        LuError::Prereq {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Ganeti's encoded exception (`[class, [args]]`), as stored in a job's
+    /// op result and understood by Ganeti's clients.
+    pub fn encode(&self) -> Value {
+        match self {
+            LuError::Prereq { kind, message } => {
+                serde_json::json!(["OpPrereqError", [message, kind]])
+            }
+            LuError::NotImplemented(_) => {
+                serde_json::json!(["OpPrereqError", [self.to_string(), ErrorKind::Inval]])
+            }
+            LuError::Exec(m) => serde_json::json!(["OpExecError", [m]]),
+            LuError::Locking(m) => serde_json::json!(["LockError", [m]]),
+        }
+    }
+}
+
+/// One level's worth of locks an LU needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockNeed {
+    /// The level.
+    pub level: Level,
+    /// Which names (or all of the level).
+    pub names: Vec<String>,
+    /// Shared or exclusive.
+    pub mode: LockMode,
+}
+
+/// What an LU can use while it executes.
+pub struct LuContext<'a> {
+    /// The config writer.
+    pub store: &'a ConfigStore,
+    /// Appends a line to the job's log.
+    pub feedback: &'a mut dyn FnMut(String),
+}
+
+/// The phases of one opcode's logic.
+pub trait LogicalUnit: Send {
+    /// Whether the BGL is needed at all (Ganeti's `REQ_BGL`); when it is,
+    /// it is taken shared unless [`LogicalUnit::bgl_mode`] says otherwise.
+    fn requires_bgl(&self) -> bool {
+        true
+    }
+    /// The mode the BGL is taken in.
+    fn bgl_mode(&self) -> LockMode {
+        LockMode::Shared
+    }
+    /// Canonicalises names in the opcode against the config.
+    fn expand_names(&mut self, _cfg: &ConfigData) -> Result<(), LuError> {
+        Ok(())
+    }
+    /// The locks needed below the BGL, in any order (the processor sorts by level).
+    fn declare_locks(&self, _cfg: &ConfigData) -> Vec<LockNeed> {
+        Vec::new()
+    }
+    /// Checks that the operation can run, on a snapshot taken under the locks.
+    fn check_prereq(&mut self, cfg: &ConfigData) -> Result<(), LuError>;
+    /// Does the work; returns the opcode's result.
+    fn exec(&mut self, ctx: &mut LuContext<'_>) -> Result<Value, LuError>;
+}
+
+/// The logical unit for `op`.
+pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
+    Ok(match op {
+        OpCode::TestDelay(o) => Box::new(test::LuTestDelay::new(o.clone())),
+        OpCode::TestJqueue(o) => Box::new(test::LuTestJqueue::new(o.clone())),
+        OpCode::ClusterQuery(_) => Box::new(cluster::LuClusterQuery),
+        OpCode::ClusterConfigQuery(o) => Box::new(cluster::LuClusterConfigQuery::new(o.clone())),
+        OpCode::ClusterVerifyConfig(o) => Box::new(cluster::LuClusterVerifyConfig::new(o.clone())),
+        OpCode::ClusterSetParams(o) => Box::new(cluster::LuClusterSetParams::new(o.clone())),
+        OpCode::TagsGet(o) => Box::new(tags::LuTagsGet::new(o.clone())),
+        OpCode::TagsSearch(o) => Box::new(tags::LuTagsSearch::new(o.clone())),
+        OpCode::TagsSet(o) => Box::new(tags::LuTagsSet::new(o.clone())),
+        OpCode::TagsDel(o) => Box::new(tags::LuTagsDel::new(o.clone())),
+        other => return Err(LuError::NotImplemented(other.op_id())),
+    })
+}
+
+/// The op ids whose logical unit exists.
+pub const IMPLEMENTED_OP_IDS: &[&str] = &[
+    "OP_TEST_DELAY",
+    "OP_TEST_JQUEUE",
+    "OP_CLUSTER_QUERY",
+    "OP_CLUSTER_CONFIG_QUERY",
+    "OP_CLUSTER_VERIFY_CONFIG",
+    "OP_CLUSTER_SET_PARAMS",
+    "OP_TAGS_GET",
+    "OP_TAGS_SEARCH",
+    "OP_TAGS_SET",
+    "OP_TAGS_DEL",
+];
+
+/// How an opcode ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpOutcome {
+    /// Done, with the opcode's result.
+    Success(Value),
+    /// Failed.
+    Failed(LuError),
+    /// The locks were not available within the timeouts; requeue the job
+    /// (design 2.3), holding nothing.
+    Deferred,
+}
+
+/// Runs opcodes: the link between job workers, locks, config and LUs.
+pub struct Processor {
+    store: Arc<ConfigStore>,
+    locks: Arc<LockManager>,
+}
+
+impl Processor {
+    /// A processor over the config writer and the lock manager.
+    pub fn new(store: Arc<ConfigStore>, locks: Arc<LockManager>) -> Self {
+        Processor { store, locks }
+    }
+
+    /// The config writer.
+    pub fn store(&self) -> &Arc<ConfigStore> {
+        &self.store
+    }
+
+    /// Runs `op` for `owner` at `priority`, sending log lines to `feedback`.
+    /// Locks are always released before this returns.
+    pub fn execute(
+        &self,
+        owner: OwnerId,
+        op: &OpCode,
+        priority: Priority,
+        when_exhausted: WhenExhausted,
+        feedback: &mut dyn FnMut(String),
+    ) -> OpOutcome {
+        let outcome = self.run_phases(owner, op, priority, when_exhausted, feedback);
+        if let Err(e) = self.locks.release_all(owner) {
+            log::error!(
+                "releasing locks of owner {} after {}: {e}",
+                owner.0,
+                op.op_id()
+            );
+        }
+        outcome
+    }
+
+    fn run_phases(
+        &self,
+        owner: OwnerId,
+        op: &OpCode,
+        priority: Priority,
+        when_exhausted: WhenExhausted,
+        feedback: &mut dyn FnMut(String),
+    ) -> OpOutcome {
+        let mut lu = match logical_unit_for(op) {
+            Ok(lu) => lu,
+            Err(e) => return OpOutcome::Failed(e),
+        };
+        let snapshot = self.store.snapshot();
+        if let Err(e) = lu.expand_names(&snapshot) {
+            return OpOutcome::Failed(e);
+        }
+        let mut needs = lu.declare_locks(&snapshot);
+        if lu.requires_bgl() {
+            needs.push(LockNeed {
+                level: Level::Cluster,
+                names: vec![BGL_NAME.to_string()],
+                mode: lu.bgl_mode(),
+            });
+        }
+        needs.sort_by_key(|n| n.level);
+        for need in &needs {
+            let request = LockRequest {
+                owner,
+                level: need.level,
+                names: Names::list(need.names.iter().map(|n| LockName::from(n.as_str()))),
+                mode: need.mode,
+                priority,
+            };
+            let mut strategy = TimeoutStrategy::ganeti();
+            let attempt =
+                acquire_with_retries(&self.locks, &request, &mut strategy, when_exhausted, |a| {
+                    if a.number > 1 {
+                        feedback(format!(
+                            "Waiting for {} locks (attempt {})",
+                            need.level.name(),
+                            a.number
+                        ));
+                    }
+                });
+            match attempt {
+                Ok(RetryOutcome::Acquired) => {}
+                Ok(RetryOutcome::Deferred) => return OpOutcome::Deferred,
+                Err(e) => return OpOutcome::Failed(LuError::Locking(e.to_string())),
+            }
+        }
+        let snapshot = self.store.snapshot();
+        if let Err(e) = lu.check_prereq(&snapshot) {
+            return OpOutcome::Failed(e);
+        }
+        let mut ctx = LuContext {
+            store: &self.store,
+            feedback,
+        };
+        match lu.exec(&mut ctx) {
+            Ok(v) => OpOutcome::Success(v),
+            Err(e) => OpOutcome::Failed(e),
+        }
+    }
+}
+
+/// The lock names of a config: instance, group, node and network names.
+pub fn initial_locks(cfg: &ConfigData) -> crate::locking::InitialLocks {
+    let names =
+        |it: &mut dyn Iterator<Item = String>| it.map(|n| LockName::from(n.as_str())).collect();
+    crate::locking::InitialLocks {
+        instances: names(&mut cfg.instances.values().map(|i| i.name.as_str().to_string())),
+        node_groups: names(&mut cfg.nodegroups.values().map(|g| g.name.as_str().to_string())),
+        nodes: names(&mut cfg.nodes.values().map(|n| n.name.as_str().to_string())),
+        networks: names(&mut cfg.networks.values().map(|n| n.name.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opcodes::params::TagKind;
+    use crate::opcodes::*;
+
+    struct Fixture {
+        dir: std::path::PathBuf,
+        processor: Processor,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn fixture(tag: &str) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("ganeti-cmdlib-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = dir.join("node1.example.com");
+        std::fs::create_dir_all(&root).unwrap();
+        let paths = crate::paths::Paths::virtual_node(&root, "node1.example.com").unwrap();
+        let cfg = crate::config::test_support::generated(2, 3);
+        let locks = Arc::new(LockManager::new(initial_locks(&cfg)));
+        let store = Arc::new(ConfigStore::create(&paths, cfg).unwrap());
+        Fixture {
+            dir,
+            processor: Processor::new(store, locks),
+        }
+    }
+
+    fn run(f: &Fixture, op: impl Into<OpCode>) -> (OpOutcome, Vec<String>) {
+        let mut log = Vec::new();
+        let out = f.processor.execute(
+            OwnerId(1),
+            &op.into(),
+            Priority::default(),
+            WhenExhausted::Block,
+            &mut |l| log.push(l),
+        );
+        (out, log)
+    }
+
+    fn instance_name(f: &Fixture) -> String {
+        let cfg = f.processor.store().snapshot();
+        cfg.instances
+            .values()
+            .next()
+            .unwrap()
+            .name
+            .as_str()
+            .to_string()
+    }
+
+    #[test]
+    fn test_delay_runs_and_refuses_zero() {
+        let f = fixture("delay");
+        let (out, log) = run(
+            &f,
+            OpTestDelay {
+                duration: 0.001,
+                repeat: 2,
+                ..Default::default()
+            },
+        );
+        assert_eq!(out, OpOutcome::Success(Value::Bool(true)));
+        assert_eq!(
+            log,
+            vec!["Test delay iteration 1/2", "Test delay iteration 2/2"]
+        );
+        let (out, _) = run(
+            &f,
+            OpTestDelay {
+                duration: 0.0,
+                ..Default::default()
+            },
+        );
+        assert!(
+            matches!(
+                out,
+                OpOutcome::Failed(LuError::Prereq {
+                    kind: ErrorKind::Inval,
+                    ..
+                })
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn tags_round_trip_and_errors() {
+        let f = fixture("tags");
+        let inst = instance_name(&f);
+        let serial = f.processor.store().snapshot().serial_no;
+        let set = OpTagsSet {
+            kind: TagKind::Instance,
+            name: Some(inst.clone()),
+            tags: vec!["env:prod".into(), "web".into()],
+            ..Default::default()
+        };
+        assert_eq!(run(&f, set).0, OpOutcome::Success(Value::Null));
+        assert_eq!(f.processor.store().snapshot().serial_no, serial + 1);
+        let get = OpTagsGet {
+            kind: TagKind::Instance,
+            name: Some(inst.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            run(&f, get.clone()).0,
+            OpOutcome::Success(serde_json::json!(["env:prod", "web"]))
+        );
+        let search = OpTagsSearch {
+            pattern: "^env:".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            run(&f, search).0,
+            OpOutcome::Success(serde_json::json!([[
+                format!("/instances/{inst}"),
+                "env:prod"
+            ]]))
+        );
+        let del = OpTagsDel {
+            kind: TagKind::Instance,
+            name: Some(inst.clone()),
+            tags: vec!["web".into(), "nope".into()],
+            ..Default::default()
+        };
+        match run(&f, del).0 {
+            OpOutcome::Failed(LuError::Prereq {
+                kind: ErrorKind::NoEnt,
+                message,
+            }) => assert!(message.contains("'nope'"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let bad = OpTagsSet {
+            kind: TagKind::Cluster,
+            tags: vec!["no spaces".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            run(&f, bad).0,
+            OpOutcome::Failed(LuError::Prereq { .. })
+        ));
+        let ghost = OpTagsGet {
+            kind: TagKind::Node,
+            name: Some("ghost".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            run(&f, ghost).0,
+            OpOutcome::Failed(LuError::Prereq {
+                kind: ErrorKind::NoEnt,
+                ..
+            })
+        ));
+        // Nothing failed changed the config.
+        assert_eq!(f.processor.store().snapshot().serial_no, serial + 1);
+    }
+
+    #[test]
+    fn cluster_set_params_uid_pool_and_hvparams() {
+        let f = fixture("setparams");
+        let op = OpClusterSetParams {
+            uid_pool: Some(vec![(1000, 1009)]),
+            add_uids: Some(vec![(2000, 2000)]),
+            ..Default::default()
+        };
+        assert_eq!(run(&f, op).0, OpOutcome::Success(Value::Null));
+        assert_eq!(
+            f.processor.store().snapshot().cluster.uid_pool,
+            vec![(1000, 1009), (2000, 2000)]
+        );
+        let op = OpClusterSetParams {
+            remove_uids: Some(vec![(1000, 1009)]),
+            ..Default::default()
+        };
+        assert_eq!(run(&f, op).0, OpOutcome::Success(Value::Null));
+        assert_eq!(
+            f.processor.store().snapshot().cluster.uid_pool,
+            vec![(2000, 2000)]
+        );
+        let op = OpClusterSetParams {
+            remove_uids: Some(vec![(5, 6)]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            run(&f, op).0,
+            OpOutcome::Failed(LuError::Prereq { .. })
+        ));
+        // Global hypervisor parameters (design 2.1) are set at cluster level.
+        let mut kvm = crate::opcodes::Dict::new();
+        kvm.insert("migration_port".into(), serde_json::json!(8200));
+        let op = OpClusterSetParams {
+            hvparams: Some([("kvm".to_string(), kvm)].into()),
+            ..Default::default()
+        };
+        assert_eq!(run(&f, op).0, OpOutcome::Success(Value::Null));
+        assert_eq!(
+            f.processor.store().snapshot().cluster.hvparams["kvm"]["migration_port"],
+            8200
+        );
+        let mut bad = crate::opcodes::Dict::new();
+        bad.insert("no_such_param".into(), serde_json::json!(1));
+        let op = OpClusterSetParams {
+            hvparams: Some([("kvm".to_string(), bad)].into()),
+            ..Default::default()
+        };
+        match run(&f, op).0 {
+            OpOutcome::Failed(e) => assert!(e.to_string().contains("no_such_param"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let op = OpClusterSetParams {
+            ipolicy: Some(Default::default()),
+            ..Default::default()
+        };
+        match run(&f, op).0 {
+            OpOutcome::Failed(e) => assert!(e.to_string().contains("ipolicy"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn queries_verify_and_unimplemented() {
+        let f = fixture("query");
+        match run(&f, OpClusterQuery::default()).0 {
+            OpOutcome::Success(v) => assert_eq!(v["name"], "cluster.example.com"),
+            other => panic!("{other:?}"),
+        }
+        let op = OpClusterConfigQuery {
+            output_fields: vec!["cluster_name".into(), "master_node".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            run(&f, op).0,
+            OpOutcome::Success(serde_json::json!([
+                "cluster.example.com",
+                "node1.example.com"
+            ]))
+        );
+        let (out, log) = run(&f, OpClusterVerifyConfig::default());
+        assert_eq!(out, OpOutcome::Success(Value::Bool(true)), "{log:?}");
+        let (out, _) = run(
+            &f,
+            OpClusterRename {
+                name: "x".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            out,
+            OpOutcome::Failed(LuError::NotImplemented("OP_CLUSTER_RENAME"))
+        );
+        assert_eq!(
+            LuError::NotImplemented("OP_CLUSTER_RENAME").encode()[0],
+            serde_json::json!("OpPrereqError")
+        );
+    }
+
+    #[test]
+    fn implemented_list_matches_dispatch() {
+        for id in IMPLEMENTED_OP_IDS {
+            assert!(crate::opcodes::ALL_OP_IDS.contains(id), "{id}");
+        }
+    }
+}
