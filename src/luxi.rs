@@ -225,4 +225,49 @@ mod tests {
             "boom"
         );
     }
+
+    /// A tiny deterministic generator, so the randomized tests replay.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    #[allow(clippy::cast_possible_truncation)] // taking random low bytes on purpose
+    fn random_frames_never_panic() {
+        let seeds: &[&[u8]] = &[
+            br#"{"method":"SubmitJob","args":[[{"OP_ID":"OP_TEST_DELAY","duration":1}]],"version":3000000}"#,
+            br#"{"method":"Query","args":["instance",["name"],null]}"#,
+            br#"{"success":true,"result":[1,2,3]}"#,
+        ];
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        for round in 0..20_000 {
+            let mut msg = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(xorshift(&mut rng) % 6) {
+                let r = xorshift(&mut rng);
+                let pos = usize::try_from(r % (msg.len() as u64 + 1)).unwrap_or(0);
+                match r % 4 {
+                    0 if pos < msg.len() => msg[pos] = (r >> 8) as u8,
+                    1 => msg.insert(pos.min(msg.len()), (r >> 16) as u8),
+                    2 if pos < msg.len() => {
+                        msg.remove(pos);
+                    }
+                    _ => msg.truncate(pos),
+                }
+            }
+            msg.push(ETX);
+            let mut buf = msg;
+            for m in take_messages(&mut buf) {
+                // Whatever the bytes, parsing yields a value or an error.
+                let _ = serde_json::from_slice::<Request>(&m);
+                let _ = serde_json::from_slice::<Response>(&m);
+                if let Ok(v) = serde_json::from_slice::<Value>(&m) {
+                    let _ = LuxiFailure::decode(&v).message();
+                    let _ = crate::opcodes::OpCode::from_json(&v);
+                }
+            }
+        }
+    }
 }
