@@ -93,6 +93,25 @@ pub fn format_file_stamp(secs: f64) -> String {
     format!("{}_{:02}_{:02}_{:02}", t.date(), t.hour, t.minute, t.second)
 }
 
+/// `Wed Nov 18 11:06:40 2026` (C's `ctime`, as Ganeti prints job log lines), in UTC.
+pub fn format_ctime(secs: f64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let t = UtcTime::from_secs(secs);
+    #[allow(clippy::cast_possible_truncation)] // whole seconds fit in i64
+    let days = (secs.floor() as i64).div_euclid(86_400);
+    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let month = MONTHS[usize::try_from(t.month.saturating_sub(1))
+        .unwrap_or(0)
+        .min(11)];
+    format!(
+        "{weekday} {month} {:>2} {:02}:{:02}:{:02} {}",
+        t.day, t.hour, t.minute, t.second, t.year
+    )
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
