@@ -120,7 +120,7 @@ pub const APPLETS: &[Applet] = &[
         name: "gnt-debug",
         kind: Kind::Admin,
         summary: "debugging commands",
-        entry: Err("gnt-debug (issue 3)"),
+        entry: Ok(crate::cli::gnt_debug::main),
     },
     Applet {
         name: "gnt-storage",

@@ -8,6 +8,7 @@
 
 pub mod cfgupgrade;
 pub mod gnt_cluster;
+pub mod gnt_debug;
 pub mod job;
 pub mod kv;
 pub mod output;
