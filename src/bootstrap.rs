@@ -205,40 +205,17 @@ fn typed_params(
     sub: Option<&str>,
     items: Vec<(String, KvValue)>,
 ) -> Result<ParamMap, BootstrapError> {
-    let perr = |source| BootstrapError::Param {
+    if let Some((key, _)) = items.iter().find(|(_, v)| *v == KvValue::Reset) {
+        return Err(BootstrapError::Invalid(format!(
+            "{option}: cannot reset {key:?} at init"
+        )));
+    }
+    let items: Vec<(String, Option<String>)> =
+        items.into_iter().map(|(k, v)| (k, v.as_text())).collect();
+    params::params_from_text(family, sub, &items).map_err(|source| BootstrapError::Param {
         option: option.to_string(),
         source,
-    };
-    let mut out = ParamMap::new();
-    for (key, value) in items {
-        // Ganeti still accepts the pre-2.6 backend parameter `memory` and
-        // turns it into `maxmem` and `minmem` (objects.UpgradeBeParams).
-        let legacy_memory = family == ParamFamily::Be && key == "memory";
-        let lookup = if legacy_memory {
-            "maxmem"
-        } else {
-            key.as_str()
-        };
-        let spec = params::spec(family, sub, lookup).map_err(perr)?;
-        let Some(text) = value.as_text() else {
-            return Err(BootstrapError::Invalid(format!(
-                "{option}: cannot reset {key:?} at init"
-            )));
-        };
-        let v = params::parse_param_value(spec.kind, &text).map_err(|source| {
-            BootstrapError::Param {
-                option: format!("{option}: {key}={text}"),
-                source,
-            }
-        })?;
-        if legacy_memory {
-            out.entry("maxmem".to_string()).or_insert_with(|| v.clone());
-            out.entry("minmem".to_string()).or_insert(v);
-        } else {
-            out.insert(key, v);
-        }
-    }
-    Ok(out)
+    })
 }
 
 /// `key=value` text of one parameter family.

@@ -12,6 +12,7 @@ pub mod gnt_debug;
 pub mod job;
 pub mod kv;
 pub mod output;
+pub mod tags;
 
 use crate::error::{ErrorKind, OpFailure};
 use crate::luxi::client::LuxiError;

@@ -5,14 +5,17 @@
 //! destroy); every other command asks masterd over LUXI. `getmaster` reads
 //! ssconf, as Ganeti's does, so it works on any node.
 
+use super::job::{parse_priority, report, submit_or_send, SubmitOpts};
+use super::kv::{parse_ident_keyval, parse_keyval, IdentKv};
 use super::output::{python_repr, Info};
 use super::{parse_args, report_luxi_error, EXIT_FAILURE, EXIT_SUCCESS};
 use crate::bootstrap::{self, InitOptions};
+use crate::config::params::{self, ParamFamily};
 use crate::luxi::client::Client;
 use crate::luxi::Method;
 use crate::paths::Paths;
 use argh::FromArgs;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Short options that take a value (for argv normalisation).
 const SHORT_WITH_VALUE: &[char] = &['s', 'H', 'B', 'N', 'D', 'C', 'I', 'g'];
@@ -32,6 +35,147 @@ enum Command {
     Getmaster(GetmasterArgs),
     Version(VersionArgs),
     Destroy(DestroyArgs),
+    Queue(QueueArgs),
+    Watcher(WatcherArgs),
+    Modify(Box<ModifyArgs>),
+    ListTags(ListTagsArgs),
+    AddTags(TagsArgs),
+    RemoveTags(RemoveTagsArgs),
+    SearchTags(SearchTagsArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// Changes or shows the job queue's drain flag: drain, undrain or info.
+#[argh(subcommand, name = "queue")]
+struct QueueArgs {
+    /// drain, undrain or info
+    #[argh(positional)]
+    command: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Pauses or resumes the watcher: pause DURATION, continue or info.
+#[argh(subcommand, name = "watcher")]
+struct WatcherArgs {
+    /// pause, continue or info
+    #[argh(positional)]
+    command: String,
+    /// how long to pause: a number with an optional s, m, h, d or w suffix
+    #[argh(positional)]
+    duration: Option<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// Changes cluster parameters.
+#[argh(subcommand, name = "modify")]
+struct ModifyArgs {
+    /// set the user-id pool (ranges like 1000-1009,2000)
+    #[argh(option)]
+    uid_pool: Option<String>,
+    /// add user-id ranges to the pool
+    #[argh(option)]
+    add_uids: Option<String>,
+    /// remove user-id ranges from the pool
+    #[argh(option)]
+    remove_uids: Option<String>,
+    /// default instance allocator ("" to unset)
+    #[argh(option, short = 'I')]
+    default_iallocator: Option<String>,
+    /// hypervisor parameters HV:key=val,… (repeatable)
+    #[argh(option, short = 'H')]
+    hypervisor_parameters: Vec<String>,
+    /// default backend parameters key=val,…
+    #[argh(option, short = 'B')]
+    backend_parameters: Option<String>,
+    /// default NIC parameters key=val,…
+    #[argh(option, short = 'N')]
+    nic_parameters: Option<String>,
+    /// default node parameters key=val,…
+    #[argh(option)]
+    node_parameters: Option<String>,
+    /// number of master candidates to keep
+    #[argh(option, short = 'C')]
+    candidate_pool_size: Option<u64>,
+    /// maximal number of jobs running at once
+    #[argh(option)]
+    max_running_jobs: Option<u64>,
+    /// maximal number of jobs tracked by the scheduler
+    #[argh(option)]
+    max_tracked_jobs: Option<u64>,
+    /// MAC prefix for new NICs
+    #[argh(option)]
+    mac_prefix: Option<String>,
+    /// comma-separated hypervisors to enable
+    #[argh(option)]
+    enabled_hypervisors: Option<String>,
+    /// yes or no
+    #[argh(option)]
+    maintain_node_health: Option<String>,
+    /// yes or no
+    #[argh(option)]
+    prealloc_wipe_disks: Option<String>,
+    /// only check, do not change
+    #[argh(switch)]
+    dry_run: bool,
+    /// job priority: low, normal or high
+    #[argh(option)]
+    priority: Option<String>,
+    /// submit the job and return its id without waiting
+    #[argh(switch)]
+    submit: bool,
+    /// print the job id on stdout
+    #[argh(switch)]
+    print_jobid: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Lists the cluster's tags.
+#[argh(subcommand, name = "list-tags")]
+struct ListTagsArgs {}
+
+#[derive(FromArgs, Debug)]
+/// Adds tags to the cluster.
+#[argh(subcommand, name = "add-tags")]
+struct TagsArgs {
+    /// read more tags from this file ("-": stdin), one per line
+    #[argh(option)]
+    from: Option<String>,
+    /// submit the job and return its id without waiting
+    #[argh(switch)]
+    submit: bool,
+    /// print the job id on stdout
+    #[argh(switch)]
+    print_jobid: bool,
+    /// the tags
+    #[argh(positional)]
+    tags: Vec<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// Removes tags from the cluster.
+#[argh(subcommand, name = "remove-tags")]
+struct RemoveTagsArgs {
+    /// read more tags from this file ("-": stdin), one per line
+    #[argh(option)]
+    from: Option<String>,
+    /// submit the job and return its id without waiting
+    #[argh(switch)]
+    submit: bool,
+    /// print the job id on stdout
+    #[argh(switch)]
+    print_jobid: bool,
+    /// the tags
+    #[argh(positional)]
+    tags: Vec<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// Searches the tags of every object for a regular expression.
+#[argh(subcommand, name = "search-tags")]
+struct SearchTagsArgs {
+    /// the pattern
+    #[argh(positional)]
+    pattern: String,
 }
 
 #[derive(FromArgs, Debug)]
@@ -158,6 +302,31 @@ pub fn main(program: &str, args: &[String]) -> u8 {
         Command::Getmaster(_) => getmaster(&paths),
         Command::Version(_) => version(&paths),
         Command::Destroy(a) => destroy(&paths, a),
+        Command::Queue(a) => with_master(&paths, |c| queue(c, &a)),
+        Command::Watcher(a) => with_master(&paths, |c| watcher(c, &a)),
+        Command::Modify(a) => with_master(&paths, |c| modify(c, &a)),
+        Command::ListTags(_) => with_master(&paths, |c| super::tags::list(c, "cluster", None)),
+        Command::AddTags(a) => with_master(&paths, |c| {
+            change_tags(
+                c,
+                "OP_TAGS_SET",
+                a.from.as_deref(),
+                a.tags.clone(),
+                a.submit,
+                a.print_jobid,
+            )
+        }),
+        Command::RemoveTags(a) => with_master(&paths, |c| {
+            change_tags(
+                c,
+                "OP_TAGS_DEL",
+                a.from.as_deref(),
+                a.tags.clone(),
+                a.submit,
+                a.print_jobid,
+            )
+        }),
+        Command::SearchTags(a) => with_master(&paths, |c| super::tags::search(c, &a.pattern)),
     }
 }
 
@@ -203,6 +372,284 @@ fn init(paths: &Paths, a: Box<InitArgs>) -> u8 {
             eprintln!("{}", super::format_failure(&e.to_failure()));
             EXIT_FAILURE
         }
+    }
+}
+
+/// Runs `f` with a connection to masterd's socket.
+fn with_master(paths: &Paths, f: impl FnOnce(&mut Client) -> u8) -> u8 {
+    match Client::connect(&paths.master_socket()) {
+        Ok(mut c) => f(&mut c),
+        Err(e) => report_luxi_error(&e),
+    }
+}
+
+fn change_tags(
+    client: &mut Client,
+    op_id: &str,
+    from: Option<&str>,
+    mut tags: Vec<String>,
+    submit_only: bool,
+    print_jobid: bool,
+) -> u8 {
+    match super::tags::tags_from_file(from) {
+        Ok(extra) => tags.extend(extra),
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_FAILURE;
+        }
+    }
+    let opts = SubmitOpts {
+        submit_only,
+        print_jobid,
+        ..Default::default()
+    };
+    super::tags::change(client, op_id, "cluster", None, tags, &opts)
+}
+
+#[allow(clippy::print_stdout)]
+fn queue(client: &mut Client, a: &QueueArgs) -> u8 {
+    let result = match a.command.as_str() {
+        "drain" | "undrain" => client
+            .call(Method::SetDrainFlag, json!([a.command == "drain"]))
+            .map(|_| ()),
+        "info" => client
+            .call(Method::QueryConfigValues, json!([["drain_flag"]]))
+            .map(|v| {
+                let set = v.get(0).and_then(Value::as_bool).unwrap_or(false);
+                println!("The drain flag is {}", if set { "set" } else { "unset" });
+            }),
+        other => {
+            eprintln!("Command '{other}' is not valid (use drain, undrain or info).");
+            return EXIT_FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => EXIT_SUCCESS,
+        Err(e) => report_luxi_error(&e),
+    }
+}
+
+/// Ganeti's `ParseTimespec`: seconds, or a number with s/m/h/d/w.
+pub fn parse_timespec(text: &str) -> Result<u64, String> {
+    let bad = || format!("Invalid time specification '{text}'");
+    let (num, unit) = match text.chars().last() {
+        None => return Err("Empty time specification passed".into()),
+        Some(c @ ('s' | 'm' | 'h' | 'd' | 'w')) => (&text[..text.len() - 1], c),
+        Some(_) => (text, 's'),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => 1,
+    };
+    n.checked_mul(factor).ok_or_else(bad)
+}
+
+#[allow(clippy::print_stdout)]
+fn show_watcher_pause(until: &Value) {
+    match until.as_f64() {
+        Some(t) if t >= crate::sys::time::now_secs() => {
+            println!(
+                "The watcher is paused until {}.",
+                crate::sys::time::format_ctime(t)
+            );
+        }
+        _ => println!("The watcher is not paused."),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn watcher(client: &mut Client, a: &WatcherArgs) -> u8 {
+    let result = match a.command.as_str() {
+        "continue" => client
+            .call(Method::SetWatcherPause, json!([null]))
+            .map(|_| {
+                println!("The watcher is no longer paused.");
+            }),
+        "pause" => {
+            let Some(d) = &a.duration else {
+                eprintln!("Missing pause duration");
+                return EXIT_FAILURE;
+            };
+            let secs = match parse_timespec(d) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return EXIT_FAILURE;
+                }
+            };
+            #[allow(clippy::cast_precision_loss)] // durations far below 2^52 s
+            let until = crate::sys::time::now_secs() + secs as f64;
+            client
+                .call(Method::SetWatcherPause, json!([until]))
+                .map(|v| show_watcher_pause(&v))
+        }
+        "info" => client
+            .call(Method::QueryConfigValues, json!([["watcher_pause"]]))
+            .map(|v| show_watcher_pause(v.get(0).unwrap_or(&Value::Null))),
+        other => {
+            eprintln!("Command '{other}' is not valid (use pause, continue or info).");
+            return EXIT_FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => EXIT_SUCCESS,
+        Err(e) => report_luxi_error(&e),
+    }
+}
+
+fn uid_ranges(text: &str) -> Result<Value, String> {
+    crate::bootstrap::parse_uid_pool(text)
+        .map(|r| json!(r))
+        .map_err(|e| e.to_string())
+}
+
+fn yes_no(option: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        other => Err(format!("{option} takes yes or no, not {other:?}")),
+    }
+}
+
+/// `key=value` text typed into the parameter family's JSON values.
+fn typed(
+    option: &str,
+    family: ParamFamily,
+    sub: Option<&str>,
+    text: &str,
+) -> Result<Value, String> {
+    let items = parse_keyval(text).map_err(|e| format!("{option}: {e}"))?;
+    let items: Vec<(String, Option<String>)> =
+        items.into_iter().map(|(k, v)| (k, v.as_text())).collect();
+    params::params_from_text(family, sub, &items)
+        .map(|m| Value::Object(m.into_iter().collect()))
+        .map_err(|e| format!("{option}: {}", crate::error::chain(&e)))
+}
+
+fn modify_op(a: &ModifyArgs) -> Result<Value, String> {
+    let mut op = json!({"OP_ID": "OP_CLUSTER_SET_PARAMS"});
+    let set = |op: &mut Value, k: &str, v: Value| {
+        op[k] = v;
+    };
+    if let Some(t) = &a.uid_pool {
+        set(&mut op, "uid_pool", uid_ranges(t)?);
+    }
+    if let Some(t) = &a.add_uids {
+        set(&mut op, "add_uids", uid_ranges(t)?);
+    }
+    if let Some(t) = &a.remove_uids {
+        set(&mut op, "remove_uids", uid_ranges(t)?);
+    }
+    if let Some(t) = &a.default_iallocator {
+        set(&mut op, "default_iallocator", json!(t));
+    }
+    if !a.hypervisor_parameters.is_empty() {
+        let mut hvs = serde_json::Map::new();
+        for entry in &a.hypervisor_parameters {
+            match parse_ident_keyval(entry).map_err(|e| format!("-H: {e}"))? {
+                IdentKv::Set(hv, items) => {
+                    let text = items
+                        .iter()
+                        .map(|(k, v)| match v.as_text() {
+                            Some(t) => format!("{k}={}", t.replace(',', "\\,")),
+                            None => format!("-{k}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    hvs.insert(hv.clone(), typed("-H", ParamFamily::Hv, Some(&hv), &text)?);
+                }
+                IdentKv::Remove(hv) | IdentKv::Reset(hv) => {
+                    return Err(format!("-H: removing or resetting {hv:?} is not supported"));
+                }
+            }
+        }
+        set(&mut op, "hvparams", Value::Object(hvs));
+    }
+    if let Some(t) = &a.backend_parameters {
+        set(&mut op, "beparams", typed("-B", ParamFamily::Be, None, t)?);
+    }
+    if let Some(t) = &a.nic_parameters {
+        set(
+            &mut op,
+            "nicparams",
+            typed("-N", ParamFamily::Nic, None, t)?,
+        );
+    }
+    if let Some(t) = &a.node_parameters {
+        set(
+            &mut op,
+            "ndparams",
+            typed("--node-parameters", ParamFamily::Nd, None, t)?,
+        );
+    }
+    if let Some(n) = a.candidate_pool_size {
+        set(&mut op, "candidate_pool_size", json!(n));
+    }
+    if let Some(n) = a.max_running_jobs {
+        set(&mut op, "max_running_jobs", json!(n));
+    }
+    if let Some(n) = a.max_tracked_jobs {
+        set(&mut op, "max_tracked_jobs", json!(n));
+    }
+    if let Some(t) = &a.mac_prefix {
+        set(&mut op, "mac_prefix", json!(t));
+    }
+    if let Some(t) = &a.enabled_hypervisors {
+        let hvs: Vec<&str> = t
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        set(&mut op, "enabled_hypervisors", json!(hvs));
+    }
+    if let Some(t) = &a.maintain_node_health {
+        set(
+            &mut op,
+            "maintain_node_health",
+            json!(yes_no("--maintain-node-health", t)?),
+        );
+    }
+    if let Some(t) = &a.prealloc_wipe_disks {
+        set(
+            &mut op,
+            "prealloc_wipe_disks",
+            json!(yes_no("--prealloc-wipe-disks", t)?),
+        );
+    }
+    if op.as_object().is_some_and(|o| o.len() == 1) {
+        return Err("Please give at least one of the parameters.".into());
+    }
+    Ok(op)
+}
+
+fn modify(client: &mut Client, a: &ModifyArgs) -> u8 {
+    let op = match modify_op(a) {
+        Ok(op) => op,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let priority = match a.priority.as_deref().map(parse_priority).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let opts = SubmitOpts {
+        submit_only: a.submit,
+        print_jobid: a.print_jobid,
+        priority,
+        dry_run: a.dry_run,
+    };
+    match submit_or_send(client, vec![op], &opts) {
+        Ok(_) => EXIT_SUCCESS,
+        Err(e) => report(&e),
     }
 }
 
@@ -504,5 +951,46 @@ fn destroy(paths: &Paths, a: DestroyArgs) -> u8 {
             eprintln!("{}", super::format_failure(&e.to_failure()));
             EXIT_FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timespecs() {
+        assert_eq!(parse_timespec("90"), Ok(90));
+        assert_eq!(parse_timespec("2h"), Ok(7200));
+        assert_eq!(parse_timespec("1w"), Ok(604_800));
+        assert!(parse_timespec("").is_err());
+        assert!(parse_timespec("soon").unwrap_err().contains("soon"));
+    }
+
+    #[test]
+    fn modify_builds_typed_opcodes() {
+        let args = ModifyArgs::from_args(
+            &["modify"],
+            &[
+                "--uid-pool",
+                "1000-1009",
+                "-H",
+                "kvm:migration_port=8200",
+                "-B",
+                "memory=1G",
+                "--maintain-node-health",
+                "yes",
+            ],
+        )
+        .unwrap();
+        let op = modify_op(&args).unwrap();
+        assert_eq!(op["uid_pool"], json!([[1000, 1009]]));
+        assert_eq!(op["hvparams"]["kvm"]["migration_port"], 8200);
+        assert_eq!(op["beparams"]["maxmem"], 1024);
+        assert_eq!(op["maintain_node_health"], true);
+        let bad = ModifyArgs::from_args(&["modify"], &["-B", "vcpus=lots"]).unwrap();
+        assert!(modify_op(&bad).unwrap_err().contains("vcpus"));
+        let none = ModifyArgs::from_args(&["modify"], &[]).unwrap();
+        assert!(modify_op(&none).is_err());
     }
 }

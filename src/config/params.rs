@@ -322,6 +322,51 @@ pub fn check_value(spec: &ParamSpec, value: &Value) -> Result<(), ParamError> {
     Ok(())
 }
 
+/// Typed values from `key=value` text an administrator typed (`-H`, `-B`,
+/// `-N`, `--node-parameters`): each key is checked against the family and
+/// each value parsed to its kind. A `None` value (`-key`: back to the
+/// inherited default) becomes JSON null. Ganeti's pre-2.6 backend parameter
+/// `memory` becomes `maxmem` and `minmem` (as `UpgradeBeParams` does).
+pub fn params_from_text(
+    family: ParamFamily,
+    sub: Option<&str>,
+    items: &[(String, Option<String>)],
+) -> Result<ParamMap, ParamError> {
+    let mut out = ParamMap::new();
+    for (key, text) in items {
+        let legacy_memory = family == ParamFamily::Be && key == "memory";
+        let lookup = if legacy_memory {
+            "maxmem"
+        } else {
+            key.as_str()
+        };
+        let spec = spec(family, sub, lookup)?;
+        let value = match text {
+            None => Value::Null,
+            Some(t) => parse_param_value(spec.kind, t).map_err(|e| match e {
+                ParamError::BadValue {
+                    key: k,
+                    value,
+                    expected,
+                } if k.is_empty() => ParamError::BadValue {
+                    key: key.clone(),
+                    value,
+                    expected,
+                },
+                other => other,
+            })?,
+        };
+        if legacy_memory {
+            out.entry("maxmem".to_string())
+                .or_insert_with(|| value.clone());
+            out.entry("minmem".to_string()).or_insert(value);
+        } else {
+            out.insert(key.clone(), value);
+        }
+    }
+    Ok(out)
+}
+
 /// Parses a CLI string into a value of `kind` (Ganeti's `ForceDictType`
 /// conversions): booleans from yes/no/true/false/on/off/1/0, sizes with
 /// unit suffixes, numbers; `none` gives null for maybe-strings; lists are

@@ -1,0 +1,105 @@
+//! The tag commands every `gnt-*` program has: `list-tags`, `add-tags`,
+//! `remove-tags` (and `gnt-cluster search-tags`), as Ganeti prints them.
+
+use super::job::{report, submit_or_send, SubmitOpts};
+use super::{report_luxi_error, EXIT_FAILURE, EXIT_SUCCESS};
+use crate::luxi::client::Client;
+use crate::luxi::Method;
+use serde_json::{json, Value};
+
+/// Reads extra tags from `--from FILE` (`-` for stdin), one per line.
+pub fn tags_from_file(file: Option<&str>) -> Result<Vec<String>, String> {
+    let Some(file) = file else {
+        return Ok(Vec::new());
+    };
+    let text = if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("reading tags from stdin: {e}"))?;
+        s
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading tags from {file}: {e}"))?
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// `list-tags`: the object's tags, sorted, one per line.
+#[allow(clippy::print_stdout)]
+pub fn list(client: &mut Client, kind: &str, name: Option<&str>) -> u8 {
+    match client.call(Method::QueryTags, json!([kind, name])) {
+        Ok(v) => {
+            let mut tags: Vec<String> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            tags.sort();
+            for t in tags {
+                println!("{t}");
+            }
+            EXIT_SUCCESS
+        }
+        Err(e) => report_luxi_error(&e),
+    }
+}
+
+/// `add-tags` / `remove-tags`: one `OP_TAGS_SET`/`OP_TAGS_DEL` job.
+pub fn change(
+    client: &mut Client,
+    op_id: &str,
+    kind: &str,
+    name: Option<&str>,
+    tags: Vec<String>,
+    opts: &SubmitOpts,
+) -> u8 {
+    if tags.is_empty() {
+        eprintln!("No tags to change given");
+        return EXIT_FAILURE;
+    }
+    let mut op = json!({"OP_ID": op_id, "kind": kind, "tags": tags});
+    if let Some(n) = name {
+        op["name"] = Value::String(n.to_string());
+    }
+    match submit_or_send(client, vec![op], opts) {
+        Ok(_) => EXIT_SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+/// `search-tags PATTERN`: `path tag` lines, sorted.
+#[allow(clippy::print_stdout)]
+pub fn search(client: &mut Client, pattern: &str) -> u8 {
+    let op = json!({"OP_ID": "OP_TAGS_SEARCH", "pattern": pattern});
+    match submit_or_send(client, vec![op], &SubmitOpts::default()) {
+        Ok(results) => {
+            let mut found: Vec<(String, String)> = results
+                .first()
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| {
+                            Some((
+                                p.get(0)?.as_str()?.to_string(),
+                                p.get(1)?.as_str()?.to_string(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            for (path, tag) in found {
+                println!("{path} {tag}");
+            }
+            EXIT_SUCCESS
+        }
+        Err(e) => report(&e),
+    }
+}
