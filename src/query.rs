@@ -456,4 +456,51 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn query_wire_shape_and_errors() {
+        let cfg = crate::config::test_support::generated(2, 3);
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let r = query(
+            Resource::Node,
+            &f(&["name", "pinst_cnt", "bogus"]),
+            None,
+            &cfg,
+        )
+        .unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v["fields"][2],
+            serde_json::json!({"name": "bogus", "title": "bogus", "kind": "unknown",
+                               "doc": "Unknown field 'bogus'"})
+        );
+        assert_eq!(
+            v["data"][0],
+            serde_json::json!([[0, "node1.example.com"], [0, 2], [1, null]])
+        );
+        let bad = serde_json::json!(["==", "bogus", 1]);
+        let err = query(Resource::Node, &f(&["name"]), Some(&bad), &cfg).unwrap_err();
+        assert_eq!(
+            crate::error::chain(&err),
+            "invalid query filter: Unknown field 'bogus'"
+        );
+        let by_name = serde_json::json!(["|", ["==", "name", "inst2"]]);
+        let r = query(
+            Resource::Instance,
+            &f(&["name", "be/memory", "hv/kernel_path"]),
+            Some(&by_name),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(r.data.len(), 1);
+        assert_eq!(r.data[0][1], ResultCell::normal(512));
+        // The fake hypervisor has no kernel_path.
+        assert_eq!(r.data[0][2].status, ResultStatus::Unavail);
+        assert!(matches!(
+            query(Resource::Job, &[], None, &cfg),
+            Err(QueryError::JobsNeedQueue)
+        ));
+        let c = query(Resource::Cluster, &f(&["name", "master_node"]), None, &cfg).unwrap();
+        assert_eq!(c.data[0][1], ResultCell::normal("node1.example.com"));
+    }
 }
