@@ -43,6 +43,8 @@ pub mod net;
 pub mod opcodes;
 // Every on-disk path, derived from one root (`GANETI_ROOTDIR`).
 pub mod paths;
+// Query2: field definitions, the filter language and the query engine over the config.
+pub mod query;
 // `ssconf_*` files: small per-node files written from the master, read everywhere.
 pub mod ssconf;
 // The only home of unsafe code, raw syscalls, process spawning and atomic writes.
