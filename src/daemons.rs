@@ -432,21 +432,8 @@ fn serve(daemon: Daemon, body: impl FnOnce(&Daemon) -> Result<(), DaemonError>) 
         1
     };
 
-    let pid_file = match PidFile::lock(&daemon.paths.pid_file(name)) {
-        Ok(PidLock::Acquired(p)) => p,
-        Ok(PidLock::Held { pid }) => {
-            return fail(&daemon, DaemonError::AlreadyRunning { name, pid });
-        }
-        Err(e) => return fail(&daemon, DaemonError::PidFile(e)),
-    };
-
-    if daemon.args.no_mlock {
-        log::debug!("not locking memory (--no-mlock)");
-    } else if let Err(e) = sys::proc::mlockall() {
-        // Ganeti carries on without the lock too (e.g. when not root).
-        log::warn!("cannot lock memory with mlockall, continuing without: {e}");
-    }
-
+    // Signal handling comes first: from the moment the pid file names us,
+    // a SIGTERM must mean a clean stop, not the default of dying at once.
     let handler_logger = Arc::clone(&logger);
     let shutdown = daemon.shutdown_tx.clone();
     let signals = sys::signal::spawn_handler(move |sig| match sig {
@@ -460,8 +447,22 @@ fn serve(daemon: Daemon, body: impl FnOnce(&Daemon) -> Result<(), DaemonError>) 
         }
     });
     if let Err(e) = signals {
-        let _ = pid_file.remove();
         return fail(&daemon, DaemonError::Signals(e));
+    }
+
+    let pid_file = match PidFile::lock(&daemon.paths.pid_file(name)) {
+        Ok(PidLock::Acquired(p)) => p,
+        Ok(PidLock::Held { pid }) => {
+            return fail(&daemon, DaemonError::AlreadyRunning { name, pid });
+        }
+        Err(e) => return fail(&daemon, DaemonError::PidFile(e)),
+    };
+
+    if daemon.args.no_mlock {
+        log::debug!("not locking memory (--no-mlock)");
+    } else if let Err(e) = sys::proc::mlockall() {
+        // Ganeti carries on without the lock too (e.g. when not root).
+        log::warn!("cannot lock memory with mlockall, continuing without: {e}");
     }
 
     let result = body(&daemon);
