@@ -83,14 +83,14 @@ pub const APPLETS: &[Applet] = &[
     Applet {
         name: "gnt-node",
         kind: Kind::Admin,
-        summary: "node administration",
-        entry: Err("node operations (issue 4)"),
+        summary: "node administration (list, list-fields so far)",
+        entry: Ok(crate::cli::gnt_node::main),
     },
     Applet {
         name: "gnt-instance",
         kind: Kind::Admin,
-        summary: "instance administration",
-        entry: Err("instances (issue 5)"),
+        summary: "instance administration (list, list-fields so far)",
+        entry: Ok(crate::cli::gnt_instance::main),
     },
     Applet {
         name: "gnt-job",
@@ -113,8 +113,8 @@ pub const APPLETS: &[Applet] = &[
     Applet {
         name: "gnt-group",
         kind: Kind::Admin,
-        summary: "node group administration",
-        entry: Err("node groups"),
+        summary: "node group administration (list, list-fields so far)",
+        entry: Ok(crate::cli::gnt_group::main),
     },
     Applet {
         name: "gnt-debug",

@@ -9,8 +9,12 @@
 pub mod cfgupgrade;
 pub mod gnt_cluster;
 pub mod gnt_debug;
+pub mod gnt_group;
+pub mod gnt_instance;
+pub mod gnt_node;
 pub mod job;
 pub mod kv;
+pub mod list;
 pub mod output;
 pub mod tags;
 

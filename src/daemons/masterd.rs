@@ -103,6 +103,8 @@ impl Handler for MasterHandler {
             Method::QueryConfigValues => query_config_values(&config, &self.paths, &args)
                 .map_err(|e| LuxiFailure { class: "OpPrereqError".into(), args: lu_error_args(&e) }),
             Method::QueryTags => query_tags(&config, &args),
+            Method::Query => run_query(&config, &args),
+            Method::QueryFields => query_fields(&args),
             other => Err(LuxiFailure::protocol(format!(
                 "LUXI method {} is not implemented yet in ganeti-rs {}; it comes with the job queue",
                 other.name(),
@@ -149,4 +151,51 @@ fn lu_error_args(e: &crate::cmdlib::LuError) -> Vec<Value> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
+}
+
+fn resource_arg(args: &Value) -> Result<crate::query::Resource, LuxiFailure> {
+    let what = args.get(0).and_then(Value::as_str).unwrap_or_default();
+    what.parse()
+        .map_err(|e: crate::query::QueryError| LuxiFailure::prereq(e.to_string(), ErrorKind::Inval))
+}
+
+fn string_list(v: Option<&Value>, what: &str) -> Result<Option<Vec<String>>, LuxiFailure> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| {
+                LuxiFailure::prereq(
+                    format!("{what} must be a list of strings"),
+                    ErrorKind::Inval,
+                )
+            }),
+        Some(_) => Err(LuxiFailure::prereq(
+            format!("{what} must be a list of strings"),
+            ErrorKind::Inval,
+        )),
+    }
+}
+
+/// LUXI `Query(what, fields, filter)`: Query2 over the config snapshot.
+fn run_query(config: &ConfigData, args: &Value) -> Result<Value, LuxiFailure> {
+    let resource = resource_arg(args)?;
+    let fields = string_list(args.get(1), "the field list")?.unwrap_or_default();
+    let filter = args.get(2).filter(|f| !f.is_null());
+    let response = crate::query::query(resource, &fields, filter, config)
+        .map_err(|e| LuxiFailure::prereq(crate::error::chain(&e), e.kind()))?;
+    serde_json::to_value(response)
+        .map_err(|e| LuxiFailure::protocol(format!("encoding the query result: {e}")))
+}
+
+/// LUXI `QueryFields(what, fields)`.
+fn query_fields(args: &Value) -> Result<Value, LuxiFailure> {
+    let resource = resource_arg(args)?;
+    let fields = string_list(args.get(1), "the field list")?;
+    let response = crate::query::query_fields(resource, fields.as_deref());
+    serde_json::to_value(response)
+        .map_err(|e| LuxiFailure::protocol(format!("encoding the field list: {e}")))
 }
