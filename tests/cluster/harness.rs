@@ -68,6 +68,10 @@ impl TestCluster {
             "ganeti-masterd",
             "cfgupgrade",
             "gnt-node",
+            "gnt-instance",
+            "gnt-group",
+            "gnt-job",
+            "gnt-debug",
             "hbal",
         ] {
             symlink(&exe, bin.join(name)).unwrap();
