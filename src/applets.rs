@@ -96,7 +96,7 @@ pub const APPLETS: &[Applet] = &[
         name: "gnt-job",
         kind: Kind::Admin,
         summary: "job queue administration",
-        entry: Err("the job queue (issue 3)"),
+        entry: Ok(crate::cli::gnt_job::main),
     },
     Applet {
         name: "gnt-os",

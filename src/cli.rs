@@ -11,6 +11,7 @@ pub mod gnt_cluster;
 pub mod gnt_debug;
 pub mod gnt_group;
 pub mod gnt_instance;
+pub mod gnt_job;
 pub mod gnt_node;
 pub mod job;
 pub mod kv;
