@@ -130,7 +130,8 @@ impl Default for QueueOptions {
     fn default() -> Self {
         QueueOptions {
             max_running_jobs: DEFAULT_MAX_RUNNING_JOBS as usize,
-            sync: SyncMode::DataSyncEach,
+            // See committer.rs, "Choosing the sync".
+            sync: SyncMode::SyncFs,
         }
     }
 }
