@@ -100,3 +100,12 @@ pub const LOCK_ATTEMPTS_MAXWAIT_SECS: u64 = 75;
 /// Total time spent in timed attempts before a blocking acquire or a
 /// deferral (`LOCK_ATTEMPTS_TIMEOUT`).
 pub const LOCK_ATTEMPTS_TIMEOUT_SECS: u64 = 1800;
+
+/// Job queue format version written to `queue/version` (Ganeti's `JOB_QUEUE_VERSION`).
+pub const JOB_QUEUE_VERSION: u32 = 1;
+/// Archived jobs per archive subdirectory (`archive/<id / this>/job-<id>`).
+pub const JSTORE_JOBS_PER_ARCHIVE_DIRECTORY: u64 = 10_000;
+/// Permission bits of job queue files (Ganeti's `JOB_QUEUE_FILES_PERMS`, 0640).
+pub const JOB_QUEUE_FILES_MODE: u32 = 0o640;
+/// Job and queue directories are created with these bits (0700).
+pub const JOB_QUEUE_DIR_MODE: u32 = 0o700;

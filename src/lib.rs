@@ -33,6 +33,8 @@ pub mod crypto;
 pub mod daemons;
 // Error kinds shared across process boundaries and the error-chain printer.
 pub mod error;
+// The persistent job queue: job files, group commit, priority worker pool, recovery.
+pub mod jobs;
 // Lock levels, the lock manager (BGL, level order, retries) and the one acquisition order.
 pub mod locking;
 // LUXI: framing, client and server side of the masterd unix socket protocol.

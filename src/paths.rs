@@ -182,6 +182,33 @@ impl Paths {
     pub fn queue_archive_dir(&self) -> PathBuf {
         self.queue_dir().join("archive")
     }
+    /// `/var/lib/ganeti/queue/serial`: the last job id handed out.
+    pub fn queue_serial_file(&self) -> PathBuf {
+        self.queue_dir().join("serial")
+    }
+    /// `/var/lib/ganeti/queue/version`: the queue format version.
+    pub fn queue_version_file(&self) -> PathBuf {
+        self.queue_dir().join("version")
+    }
+    /// `/var/lib/ganeti/queue/drain`: present while submissions are refused.
+    pub fn queue_drain_file(&self) -> PathBuf {
+        self.queue_dir().join("drain")
+    }
+    /// `/var/lib/ganeti/queue/job-<id>`: a job not yet archived.
+    pub fn queue_job_file(&self, job_id: u64) -> PathBuf {
+        self.queue_dir().join(format!("job-{job_id}"))
+    }
+    /// `/var/lib/ganeti/queue/archive/<id / 10000>`: the archive directory
+    /// holding job `job_id` (Ganeti's `jstore.GetArchiveDirectory`).
+    pub fn queue_archive_subdir(&self, job_id: u64) -> PathBuf {
+        self.queue_archive_dir()
+            .join((job_id / crate::constants::JSTORE_JOBS_PER_ARCHIVE_DIRECTORY).to_string())
+    }
+    /// `/var/lib/ganeti/queue/archive/<id / 10000>/job-<id>`: an archived job.
+    pub fn queue_archived_job_file(&self, job_id: u64) -> PathBuf {
+        self.queue_archive_subdir(job_id)
+            .join(format!("job-{job_id}"))
+    }
     /// `/var/lib/ganeti/watcher.pause`.
     pub fn watcher_pause_file(&self) -> PathBuf {
         self.data_dir().join("watcher.pause")

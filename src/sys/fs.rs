@@ -80,6 +80,14 @@ pub fn fsync_dir(dir: &Path) -> Result<(), FsError> {
         .map_err(io_err("fsync directory", dir))
 }
 
+/// Flushes every dirty page and inode of the file system holding `path`
+/// (`syncfs(2)`): one call instead of one `fsync` per file, at the price of
+/// also flushing whatever else is dirty on that file system.
+pub fn syncfs(path: &Path) -> Result<(), FsError> {
+    let f = File::open(path).map_err(io_err("opening for syncfs", path))?;
+    rustix::fs::syncfs(&f).map_err(|e| io_err("syncfs", path)(e.into()))
+}
+
 /// Creates `dir` and its parents with `mode` on the directories it creates.
 pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
     if dir.is_dir() {
