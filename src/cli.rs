@@ -142,6 +142,9 @@ pub fn report_luxi_error(e: &LuxiError) -> u8 {
                 f.message()
             );
         }
+        LuxiError::Failed(f) if f.class == "JobQueueDrainError" => {
+            eprintln!("Failure: the job queue is marked for drain and doesn't accept new requests");
+        }
         LuxiError::Failed(f) if f.class == "OpExecError" => {
             eprintln!("Failure: command execution error:\n{}", f.message());
         }

@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(out, OpOutcome::Success(Value::Bool(true)));
         assert_eq!(
             log,
-            vec!["Test delay iteration 1/2", "Test delay iteration 2/2"]
+            vec!["Test delay iteration 0/1", "Test delay iteration 1/1"]
         );
         let (out, _) = run(
             &f,

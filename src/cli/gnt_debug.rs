@@ -1,6 +1,7 @@
 //! `gnt-debug`: debugging commands (`delay`, `submit-job`).
 
 use super::job::{parse_priority, poll_job, report, submit_or_send, JobError, SubmitOpts};
+use super::output::python_repr;
 use super::{parse_args, report_luxi_error, EXIT_FAILURE, EXIT_SUCCESS};
 use crate::luxi::client::Client;
 use crate::luxi::Method;
@@ -196,6 +197,7 @@ fn submit_job(client: &mut Client, a: SubmitJobArgs) -> u8 {
         println!("Submitting...");
     }
     let mut ids = Vec::new();
+    let mut failed = false;
     let submitted: Result<Vec<Value>, _> = if a.each {
         jobs.iter()
             .map(|(_, ops)| client.call(Method::SubmitJob, json!([ops])))
@@ -220,7 +222,10 @@ fn submit_job(client: &mut Client, a: SubmitJobArgs) -> u8 {
         };
         match (ok, id.as_u64()) {
             (true, Some(id)) => ids.push((name.clone(), id)),
-            _ => eprintln!("Failed to submit job for {name}: {id}"),
+            _ => {
+                eprintln!("Failed to submit job for {name}: {}", python_repr(&id));
+                failed = true;
+            }
         }
     }
     println!(
@@ -234,7 +239,6 @@ fn submit_job(client: &mut Client, a: SubmitJobArgs) -> u8 {
     if a.timing_stats {
         println!("Executing...");
     }
-    let mut failed = false;
     for (name, id) in &ids {
         if a.verbose {
             println!("Waiting for job {id} for {name} ...");

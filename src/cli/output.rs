@@ -194,7 +194,9 @@ pub fn list_overrides(resource: Resource) -> Vec<(String, ValueFormat)> {
             "snodes.group.uuid",
         ],
         Resource::Group => &["node_list", "pinst_list"],
-        Resource::Cluster | Resource::Job => &[],
+        // gnt-job list joins a job's opcode summaries with commas.
+        Resource::Job => &["summary"],
+        Resource::Cluster => &[],
     };
     let mut out: Vec<(String, ValueFormat)> = names
         .iter()

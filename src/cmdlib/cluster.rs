@@ -200,7 +200,8 @@ pub fn query_config_values(
     Ok(Value::Array(out))
 }
 
-fn watcher_pause(paths: &crate::paths::Paths) -> Value {
+/// The end of the watcher pause, if the watcher is paused now (`null` otherwise).
+pub fn watcher_pause(paths: &crate::paths::Paths) -> Value {
     let until = std::fs::read_to_string(paths.watcher_pause_file())
         .ok()
         .and_then(|t| t.trim().parse::<f64>().ok());

@@ -46,10 +46,12 @@ impl LogicalUnit for LuTestDelay {
     }
 
     fn exec(&mut self, ctx: &mut LuContext<'_>) -> Result<Value, LuError> {
+        // As Ganeti's LUTestDelay: `repeat` 0 sleeps once; N > 0 sleeps N
+        // times, logging "iteration i/N-1" from 0.
         let rounds = self.op.repeat.max(1);
         for i in 0..rounds {
             if self.op.repeat > 0 {
-                (ctx.feedback)(format!("Test delay iteration {}/{}", i + 1, self.op.repeat));
+                (ctx.feedback)(format!("Test delay iteration {i}/{}", self.op.repeat - 1));
             }
             if self.op.on_master {
                 std::thread::sleep(Duration::from_secs_f64(self.op.duration));

@@ -5,20 +5,26 @@
 //! `ganeti-query` (the one Ganeti 3.0's own clients use). It starts only on
 //! the node the config names as master.
 //!
-//! What it answers today: the read-only calls `gnt-cluster info`,
-//! `version` and Ganeti's clients need (`QueryClusterInfo`,
-//! `QueryConfigValues`, `QueryTags` for the cluster). The job queue, and
-//! with it every call that submits or follows jobs, comes with issue 3;
-//! until then those calls get an explicit "not implemented yet" error.
+//! It answers every LUXI method: queries from the config snapshot
+//! (`QueryClusterInfo`, `QueryConfigValues`, `QueryTags`, Query2), and job
+//! calls through the [`JobQueue`], whose workers run opcodes through
+//! [`crate::cmdlib`]. Opcodes whose logical unit is not built yet are
+//! accepted and fail with an explicit "not implemented yet" error.
 
 use crate::cmdlib::cluster::{cluster_info, query_config_values};
+use crate::cmdlib::Processor;
 use crate::config::objects::ConfigData;
 use crate::config::store::ConfigStore;
 use crate::daemons::{Daemon, DaemonError};
 use crate::error::ErrorKind;
+use crate::jobs::file::{JobId, QueuedJob};
+use crate::jobs::processor::LuExecutor;
+use crate::jobs::queue::{job_field, JobChange, JobQueue, JobSpec, JobsError, QueueOptions};
+use crate::locking::{LockManager, Priority};
 use crate::luxi::server::{serve, Handler};
 use crate::luxi::{LuxiFailure, Method};
-use serde_json::Value;
+use crate::query::jobs::JobRow;
+use serde_json::{json, Value};
 use smol::net::unix::UnixListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,9 +55,21 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     }
     crate::sys::fs::ensure_dir(&paths.socket_dir(), 0o750)
         .map_err(|e| DaemonError::body("creating the socket directory", e))?;
+    let store = Arc::new(store);
+    let locks = Arc::new(LockManager::new(crate::cmdlib::initial_locks(&snapshot)));
+    let executor = Arc::new(LuExecutor::new(Processor::new(Arc::clone(&store), locks)));
+    let options = QueueOptions {
+        max_running_jobs: usize::try_from(snapshot.cluster.max_running_jobs.max(1)).unwrap_or(1),
+        ..QueueOptions::default()
+    };
+    let queue = JobQueue::open(&paths, executor, options)
+        .map_err(|e| DaemonError::body("opening the job queue", e))?;
+    let report = queue.recovery_report();
+    log::info!("job queue opened: {report:?}");
     let handler = Arc::new(MasterHandler {
-        store: Arc::new(store),
+        store,
         paths: paths.clone(),
+        queue: Arc::new(queue),
     });
     let ex = Arc::new(smol::Executor::new());
     let sockets = [paths.master_socket(), paths.query_socket()];
@@ -89,10 +107,12 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     Ok(l)
 }
 
-/// Answers LUXI calls from the config snapshot.
+/// Answers LUXI calls: queries from the config snapshot, job calls
+/// through the job queue.
 struct MasterHandler {
     store: Arc<ConfigStore>,
     paths: crate::paths::Paths,
+    queue: Arc<JobQueue>,
 }
 
 impl Handler for MasterHandler {
@@ -103,8 +123,42 @@ impl Handler for MasterHandler {
             Method::QueryConfigValues => query_config_values(&config, &self.paths, &args)
                 .map_err(|e| LuxiFailure { class: "OpPrereqError".into(), args: lu_error_args(&e) }),
             Method::QueryTags => query_tags(&config, &args),
-            Method::Query => run_query(&config, &args),
+            Method::Query => self.run_query(&config, &args),
             Method::QueryFields => query_fields(&args),
+            Method::SubmitJob => self.submit(&args, DrainUse::Respect),
+            Method::SubmitJobToDrainedQueue => self.submit(&args, DrainUse::Ignore),
+            Method::SubmitManyJobs => self.submit_many(&args),
+            Method::WaitForJobChange => self.wait_for_change(args).await,
+            Method::QueryJobs => self.query_jobs(&args),
+            Method::CancelJob => {
+                let id = job_id_arg(&args, 0)?;
+                Ok(action_reply(self.queue.cancel(id)))
+            }
+            Method::ChangeJobPriority => {
+                let id = job_id_arg(&args, 0)?;
+                let prio = args.get(1).and_then(Value::as_i64).and_then(|p| i32::try_from(p).ok()).ok_or_else(|| {
+                    LuxiFailure::prereq("ChangeJobPriority needs an integer priority", ErrorKind::Inval)
+                })?;
+                Ok(action_reply(self.queue.change_priority(id, Priority(prio))))
+            }
+            Method::ArchiveJob => {
+                let id = job_id_arg(&args, 0)?;
+                Ok(Value::Bool(self.queue.archive(id).is_ok()))
+            }
+            Method::AutoArchiveJobs => {
+                let age = args.get(0).and_then(Value::as_f64).unwrap_or(-1.0);
+                let timeout = args.get(1).and_then(Value::as_f64).unwrap_or(30.0);
+                let queue = Arc::clone(&self.queue);
+                let r = smol::unblock(move || queue.auto_archive(age, timeout)).await;
+                r.map(|(archived, left)| json!([archived, left])).map_err(jobs_failure)
+            }
+            Method::SetDrainFlag => {
+                let on = args.get(0).and_then(Value::as_bool).ok_or_else(|| {
+                    LuxiFailure::prereq("SetDrainFlag needs a boolean", ErrorKind::Inval)
+                })?;
+                self.queue.set_drain(on).map(|()| Value::Bool(true)).map_err(jobs_failure)
+            }
+            Method::SetWatcherPause => self.set_watcher_pause(&args),
             other => Err(LuxiFailure::protocol(format!(
                 "LUXI method {} is not implemented yet in ganeti-rs {}; it comes with the job queue",
                 other.name(),
@@ -180,15 +234,304 @@ fn string_list(v: Option<&Value>, what: &str) -> Result<Option<Vec<String>>, Lux
     }
 }
 
-/// LUXI `Query(what, fields, filter)`: Query2 over the config snapshot.
-fn run_query(config: &ConfigData, args: &Value) -> Result<Value, LuxiFailure> {
-    let resource = resource_arg(args)?;
-    let fields = string_list(args.get(1), "the field list")?.unwrap_or_default();
-    let filter = args.get(2).filter(|f| !f.is_null());
-    let response = crate::query::query(resource, &fields, filter, config)
+/// Whether a submission honours the drain flag.
+#[derive(Clone, Copy)]
+enum DrainUse {
+    Respect,
+    Ignore,
+}
+
+fn jobs_failure(e: JobsError) -> LuxiFailure {
+    match &e {
+        JobsError::Drained { .. } => LuxiFailure {
+            class: "JobQueueDrainError".into(),
+            args: vec![json!(e.to_string())],
+        },
+        JobsError::NotFound(_) => LuxiFailure::prereq(e.to_string(), ErrorKind::NoEnt),
+        JobsError::InvalidPriority(_) | JobsError::InvalidJob { .. } => {
+            LuxiFailure::prereq(crate::error::chain(&e), ErrorKind::Inval)
+        }
+        _ => LuxiFailure {
+            class: "JobQueueError".into(),
+            args: vec![json!(crate::error::chain(&e))],
+        },
+    }
+}
+
+/// `[success, message]`, the answer of CancelJob and ChangeJobPriority.
+fn action_reply(r: Result<String, JobsError>) -> Value {
+    match r {
+        Ok(msg) => json!([true, msg]),
+        Err(e) => json!([false, e.to_string()]),
+    }
+}
+
+fn job_id_arg(args: &Value, index: usize) -> Result<JobId, LuxiFailure> {
+    let v = args.get(index).unwrap_or(&Value::Null);
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .map(JobId)
+        .ok_or_else(|| LuxiFailure::prereq(format!("invalid job id {v}"), ErrorKind::Inval))
+}
+
+/// Checks every opcode of a job before it is queued: unknown opcodes or
+/// parameters are refused at submission, naming them, as Ganeti does.
+fn checked_ops(ops: &Value) -> Result<Vec<Value>, LuxiFailure> {
+    let list = ops
+        .as_array()
+        .ok_or_else(|| LuxiFailure::prereq("a job is a list of opcodes", ErrorKind::Inval))?;
+    if list.is_empty() {
+        return Err(LuxiFailure::prereq(
+            "a job needs at least one opcode",
+            ErrorKind::Inval,
+        ));
+    }
+    for op in list {
+        let parsed = crate::opcodes::OpCode::from_json(op)
+            .map_err(|e| LuxiFailure::prereq(crate::error::chain(&e), ErrorKind::Inval))?;
+        parsed
+            .validate()
+            .map_err(|e| LuxiFailure::prereq(crate::error::chain(&e), ErrorKind::Inval))?;
+    }
+    Ok(list.clone())
+}
+
+fn ts_pair(t: Option<crate::jobs::file::Timestamp>) -> Option<(i64, i64)> {
+    t.map(|t| (t.0, t.1))
+}
+
+/// A job as a Query2 row.
+fn job_row(job: &QueuedJob) -> JobRow {
+    let ops = &job.ops;
+    JobRow {
+        id: job.id.0,
+        status: job.status().as_str().to_string(),
+        priority: i64::from(job.priority().0),
+        archived: false,
+        ops: ops.iter().map(|o| o.input.clone()).collect(),
+        opresult: ops.iter().map(|o| o.result.clone()).collect(),
+        opstatus: ops.iter().map(|o| o.status.as_str().to_string()).collect(),
+        oplog: ops
+            .iter()
+            .map(|o| {
+                o.log
+                    .iter()
+                    .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))
+                    .collect()
+            })
+            .collect(),
+        opstart: ops.iter().map(|o| ts_pair(o.start_timestamp)).collect(),
+        opexec: ops.iter().map(|o| ts_pair(o.exec_timestamp)).collect(),
+        opend: ops.iter().map(|o| ts_pair(o.end_timestamp)).collect(),
+        oppriority: ops.iter().map(|o| i64::from(o.priority.0)).collect(),
+        summary: ops
+            .iter()
+            .map(|o| match crate::opcodes::OpCode::from_json(&o.input) {
+                Ok(op) => op.summary(),
+                Err(_) => o
+                    .op_id()
+                    .unwrap_or("?")
+                    .trim_start_matches("OP_")
+                    .to_string(),
+            })
+            .collect(),
+        received_ts: ts_pair(job.received_timestamp),
+        start_ts: ts_pair(job.start_timestamp),
+        end_ts: ts_pair(job.end_timestamp),
+    }
+}
+
+impl MasterHandler {
+    /// LUXI `Query(what, fields, filter)`: Query2 over the config snapshot,
+    /// or over the job queue for `job`.
+    fn run_query(&self, config: &ConfigData, args: &Value) -> Result<Value, LuxiFailure> {
+        let resource = resource_arg(args)?;
+        let fields = string_list(args.get(1), "the field list")?.unwrap_or_default();
+        let filter = args.get(2).filter(|f| !f.is_null());
+        let response = if resource == crate::query::Resource::Job {
+            let rows: Vec<JobRow> = self.queue.snapshots().iter().map(|j| job_row(j)).collect();
+            crate::query::jobs::query_jobs(&rows, &fields, filter)
+        } else {
+            crate::query::query(resource, &fields, filter, config)
+        }
         .map_err(|e| LuxiFailure::prereq(crate::error::chain(&e), e.kind()))?;
-    serde_json::to_value(response)
-        .map_err(|e| LuxiFailure::protocol(format!("encoding the query result: {e}")))
+        let mut v = serde_json::to_value(response)
+            .map_err(|e| LuxiFailure::protocol(format!("encoding the query result: {e}")))?;
+        if resource == crate::query::Resource::Cluster {
+            fill_cluster_live_fields(&mut v, &fields, &self.paths);
+        }
+        Ok(v)
+    }
+
+    fn submit(&self, args: &Value, drain: DrainUse) -> Result<Value, LuxiFailure> {
+        let ops = checked_ops(args.get(0).unwrap_or(&Value::Null))?;
+        let id = match drain {
+            DrainUse::Respect => self.queue.submit(ops, Priority::NORMAL),
+            DrainUse::Ignore => self.queue.submit_to_drained(ops, Priority::NORMAL),
+        }
+        .map_err(jobs_failure)?;
+        Ok(json!(id.0))
+    }
+
+    /// `SubmitManyJobs`: `[[true, id] | [false, message], …]`.
+    fn submit_many(&self, args: &Value) -> Result<Value, LuxiFailure> {
+        let jobs = args.get(0).and_then(Value::as_array).ok_or_else(|| {
+            LuxiFailure::prereq("SubmitManyJobs takes a list of jobs", ErrorKind::Inval)
+        })?;
+        let mut specs = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match checked_ops(job) {
+                Ok(ops) => specs.push(JobSpec {
+                    ops,
+                    priority: Priority::NORMAL,
+                }),
+                Err(f) => {
+                    return Ok(Value::Array(
+                        jobs.iter().map(|_| json!([false, f.message()])).collect(),
+                    ))
+                }
+            }
+        }
+        match self.queue.submit_many(specs) {
+            Ok(ids) => Ok(Value::Array(
+                ids.iter().map(|id| json!([true, id.0])).collect(),
+            )),
+            Err(e) => Ok(Value::Array(
+                jobs.iter().map(|_| json!([false, e.to_string()])).collect(),
+            )),
+        }
+    }
+
+    /// `WaitForJobChange(id, fields, prev_info, prev_log_serial, timeout)`.
+    /// The wait blocks a thread of its own, so many waiting clients never
+    /// starve the executor or each other.
+    async fn wait_for_change(&self, args: Value) -> Result<Value, LuxiFailure> {
+        let id = job_id_arg(&args, 0)?;
+        let fields = string_list(args.get(1), "the field list")?.unwrap_or_default();
+        let prev_info = args.get(2).and_then(Value::as_array).cloned();
+        let prev_serial = args.get(3).and_then(Value::as_u64);
+        let timeout = args
+            .get(4)
+            .and_then(Value::as_f64)
+            .unwrap_or(60.0)
+            .clamp(0.0, 89.0);
+        let queue = Arc::clone(&self.queue);
+        let (tx, rx) = smol::channel::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("luxi-wait".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+                let r = queue.wait_for_change(
+                    id,
+                    &fields,
+                    prev_info.as_deref(),
+                    prev_serial,
+                    std::time::Duration::from_secs_f64(timeout),
+                );
+                let _ = tx.send_blocking(r);
+            });
+        if let Err(e) = spawned {
+            return Err(LuxiFailure::protocol(format!(
+                "cannot start a waiting thread: {e}"
+            )));
+        }
+        match rx.recv().await {
+            Ok(Ok(JobChange::NoChange)) => Ok(json!(crate::cli::job::JOB_NOTCHANGED)),
+            Ok(Ok(JobChange::Changed { info, log })) => {
+                let log: Vec<Value> = log
+                    .iter()
+                    .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))
+                    .collect();
+                Ok(json!([info, log]))
+            }
+            Ok(Err(JobsError::NotFound(_))) => Ok(Value::Null),
+            Ok(Err(e)) => Err(jobs_failure(e)),
+            Err(_) => Err(LuxiFailure::protocol(
+                "the waiting thread ended without an answer",
+            )),
+        }
+    }
+
+    /// `QueryJobs(ids, fields)`: one list of values per job, null for unknown jobs.
+    fn query_jobs(&self, args: &Value) -> Result<Value, LuxiFailure> {
+        let fields = string_list(args.get(1), "the field list")?.unwrap_or_default();
+        let ids: Vec<JobId> = match args.get(0) {
+            None | Some(Value::Null) => self.queue.snapshots().iter().map(|j| j.id).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                        .map(JobId)
+                        .ok_or_else(|| {
+                            LuxiFailure::prereq(format!("invalid job id {v}"), ErrorKind::Inval)
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(LuxiFailure::prereq(
+                    format!("invalid job id list {other}"),
+                    ErrorKind::Inval,
+                ))
+            }
+        };
+        Ok(Value::Array(
+            ids.iter()
+                .map(|id| match self.queue.get(*id) {
+                    Some(job) => Value::Array(fields.iter().map(|f| job_field(&job, f)).collect()),
+                    None => Value::Null,
+                })
+                .collect(),
+        ))
+    }
+
+    /// `SetWatcherPause(until)`: writes or removes the pause file; returns `until`.
+    fn set_watcher_pause(&self, args: &Value) -> Result<Value, LuxiFailure> {
+        let file = self.paths.watcher_pause_file();
+        match args.get(0) {
+            None | Some(Value::Null) => {
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(LuxiFailure::protocol(format!(
+                            "removing {}: {e}",
+                            file.display()
+                        )))
+                    }
+                }
+                Ok(Value::Null)
+            }
+            Some(v) => {
+                let until = v.as_f64().ok_or_else(|| {
+                    LuxiFailure::prereq(format!("invalid watcher pause time {v}"), ErrorKind::Inval)
+                })?;
+                crate::sys::fs::atomic_write(&file, format!("{until}\n").as_bytes(), 0o644)
+                    .map_err(|e| LuxiFailure::protocol(crate::error::chain(&e)))?;
+                Ok(json!(until))
+            }
+        }
+    }
+}
+
+/// The cluster query's drain_flag and watcher_pause come from files, not the config.
+fn fill_cluster_live_fields(v: &mut Value, fields: &[String], paths: &crate::paths::Paths) {
+    let Some(rows) = v.get_mut("data").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for row in rows {
+        for (i, f) in fields.iter().enumerate() {
+            let live = match f.as_str() {
+                "drain_flag" => json!(paths.queue_drain_file().exists()),
+                "watcher_pause" => crate::cmdlib::cluster::watcher_pause(paths),
+                _ => continue,
+            };
+            if let Some(cell) = row.get_mut(i) {
+                *cell = json!([0, live]);
+            }
+        }
+    }
 }
 
 /// LUXI `QueryFields(what, fields)`.

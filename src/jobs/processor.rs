@@ -103,6 +103,54 @@ impl JobExecutor for TestDelayExecutor {
     }
 }
 
+/// Runs opcodes through their logical units: the executor masterd's
+/// workers use. Parses the opcode (refusing unknown ones with Ganeti's
+/// error), takes its locks as the job's owner at the opcode's priority,
+/// and maps the LU's outcome to the job's: a deferral (locks not free
+/// within the timeouts) requeues the job one priority step higher.
+pub struct LuExecutor {
+    processor: crate::cmdlib::Processor,
+}
+
+impl LuExecutor {
+    /// An executor over `processor`.
+    pub fn new(processor: crate::cmdlib::Processor) -> Self {
+        LuExecutor { processor }
+    }
+}
+
+impl JobExecutor for LuExecutor {
+    fn execute_op(
+        &self,
+        job: JobId,
+        _op_index: usize,
+        input: &Value,
+        feedback: &mut dyn FnMut(LogType, String),
+    ) -> OpOutcome {
+        use crate::cmdlib::OpOutcome as Lu;
+        use crate::locking::retry::WhenExhausted;
+        use crate::locking::{OwnerId, Priority};
+        let op = match crate::opcodes::OpCode::from_json(input) {
+            Ok(op) => op,
+            Err(e) => return OpOutcome::Failed(prereq_error(&crate::error::chain(&e), e.kind())),
+        };
+        let prio = op.common().priority;
+        let priority = Priority(i32::try_from(prio).unwrap_or(0));
+        let when_exhausted = WhenExhausted::for_priority(priority);
+        let mut log = |line: String| feedback(LogType::Message, line);
+        match self
+            .processor
+            .execute(OwnerId(job.0), &op, priority, when_exhausted, &mut log)
+        {
+            Lu::Success(v) => OpOutcome::Success(v),
+            Lu::Failed(e) => OpOutcome::Failed(e.encode()),
+            Lu::Deferred => OpOutcome::Deferred {
+                raise_priority: true,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,6 +223,13 @@ struct Shared {
     executor: Arc<dyn JobExecutor>,
 }
 
+/// Whether a submission honours the drain flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DrainPolicy {
+    Respect,
+    Ignore,
+}
+
 /// The job queue of masterd. Dropping it stops the workers (waiting for
 /// running opcodes) and flushes pending writes.
 pub struct JobQueue {
@@ -772,12 +779,32 @@ impl JobQueue {
     /// before any id is used. All files and the serial file are written in
     /// one commit.
     pub fn submit_many(&self, specs: Vec<JobSpec>) -> Result<Vec<JobId>, JobsError> {
+        self.submit_many_with(specs, DrainPolicy::Respect)
+    }
+
+    /// Submits one job even when the queue is drained (LUXI
+    /// `SubmitJobToDrainedQueue`, used by Ganeti for jobs that must run
+    /// during maintenance, e.g. the watcher's).
+    pub fn submit_to_drained(
+        &self,
+        ops: Vec<Value>,
+        priority: Priority,
+    ) -> Result<JobId, JobsError> {
+        let ids = self.submit_many_with(vec![JobSpec { ops, priority }], DrainPolicy::Ignore)?;
+        Ok(ids[0])
+    }
+
+    fn submit_many_with(
+        &self,
+        specs: Vec<JobSpec>,
+        drain: DrainPolicy,
+    ) -> Result<Vec<JobId>, JobsError> {
         let mut all_deps = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
             all_deps.push(validate_spec(i, spec)?);
         }
         let mut st = lock(&self.shared.state);
-        if st.drained {
+        if st.drained && drain == DrainPolicy::Respect {
             return Err(JobsError::Drained {
                 flag: self.shared.paths.queue_drain_file(),
             });

@@ -1,5 +1,6 @@
 //! One module per user-visible capability.
 
 mod cluster_init;
+mod job_queue;
 mod listing;
 mod luxi_python;
