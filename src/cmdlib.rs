@@ -19,6 +19,7 @@
 //! `docs/opcodes.md` lists which.
 
 pub mod cluster;
+pub mod query;
 pub mod tags;
 pub mod test;
 
@@ -134,6 +135,8 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::ClusterConfigQuery(o) => Box::new(cluster::LuClusterConfigQuery::new(o.clone())),
         OpCode::ClusterVerifyConfig(o) => Box::new(cluster::LuClusterVerifyConfig::new(o.clone())),
         OpCode::ClusterSetParams(o) => Box::new(cluster::LuClusterSetParams::new(o.clone())),
+        OpCode::Query(o) => Box::new(query::LuQuery::new(o.clone())),
+        OpCode::QueryFields(o) => Box::new(query::LuQueryFields::new(o.clone())),
         OpCode::TagsGet(o) => Box::new(tags::LuTagsGet::new(o.clone())),
         OpCode::TagsSearch(o) => Box::new(tags::LuTagsSearch::new(o.clone())),
         OpCode::TagsSet(o) => Box::new(tags::LuTagsSet::new(o.clone())),
@@ -150,6 +153,8 @@ pub const IMPLEMENTED_OP_IDS: &[&str] = &[
     "OP_CLUSTER_CONFIG_QUERY",
     "OP_CLUSTER_VERIFY_CONFIG",
     "OP_CLUSTER_SET_PARAMS",
+    "OP_QUERY",
+    "OP_QUERY_FIELDS",
     "OP_TAGS_GET",
     "OP_TAGS_SEARCH",
     "OP_TAGS_SET",
