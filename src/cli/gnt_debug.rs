@@ -24,6 +24,25 @@ struct GntDebug {
 enum Command {
     Delay(DelayArgs),
     SubmitJob(SubmitJobArgs),
+    Locks(LocksArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// Shows the locks of the master daemon, their owners and waiters.
+#[argh(subcommand, name = "locks")]
+struct LocksArgs {
+    /// fields to show (name, mode, owner, pending)
+    #[argh(option, short = 'o')]
+    output: Option<String>,
+    /// do not print the header row
+    #[argh(switch)]
+    no_headers: bool,
+    /// separate columns with this string instead of aligning them
+    #[argh(option)]
+    separator: Option<String>,
+    /// repeat every N seconds until interrupted
+    #[argh(option)]
+    interval: Option<u64>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -109,6 +128,7 @@ pub fn main(program: &str, args: &[String]) -> u8 {
     match cmd.command {
         Command::Delay(a) => delay(&mut client, a),
         Command::SubmitJob(a) => submit_job(&mut client, a),
+        Command::Locks(a) => locks(&mut client, &a),
     }
 }
 
@@ -271,5 +291,85 @@ fn submit_job(client: &mut Client, a: SubmitJobArgs) -> u8 {
         EXIT_FAILURE
     } else {
         EXIT_SUCCESS
+    }
+}
+
+/// `gnt-debug locks`: Ganeti's columns, owners joined by commas, pending
+/// entries as `mode:owner,owner`.
+#[allow(clippy::print_stdout)]
+fn locks(client: &mut Client, a: &LocksArgs) -> u8 {
+    let fields =
+        super::list::selected_fields(a.output.as_deref(), &["name", "mode", "owner", "pending"]);
+    loop {
+        let answer = match client.call(Method::Query, json!(["lock", fields, null])) {
+            Ok(v) => v,
+            Err(e) => return report_luxi_error(&e),
+        };
+        let titles: Vec<(String, bool)> = answer["fields"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .map(|d| (d["title"].as_str().unwrap_or_default().to_string(), false))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rows: Vec<Vec<String>> = answer["data"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        fields
+                            .iter()
+                            .zip(row.as_array().cloned().unwrap_or_default())
+                            .map(|(f, cell)| lock_cell(f, &cell[1]))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for line in
+            super::output::format_table(&rows, &titles, !a.no_headers, a.separator.as_deref())
+        {
+            println!("{line}");
+        }
+        match a.interval {
+            Some(secs) if secs > 0 => {
+                println!();
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+            }
+            _ => return EXIT_SUCCESS,
+        }
+    }
+}
+
+fn lock_cell(field: &str, v: &Value) -> String {
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match field {
+        "owner" => names(v).join(","),
+        "pending" => v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{}",
+                            p[0].as_str().unwrap_or_default(),
+                            names(&p[1]).join(",")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+        _ if v.is_null() => "-".into(),
+        _ => python_repr(v),
     }
 }

@@ -57,7 +57,10 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::body("creating the socket directory", e))?;
     let store = Arc::new(store);
     let locks = Arc::new(LockManager::new(crate::cmdlib::initial_locks(&snapshot)));
-    let executor = Arc::new(LuExecutor::new(Processor::new(Arc::clone(&store), locks)));
+    let executor = Arc::new(LuExecutor::new(Processor::new(
+        Arc::clone(&store),
+        Arc::clone(&locks),
+    )));
     let options = QueueOptions {
         max_running_jobs: usize::try_from(snapshot.cluster.max_running_jobs.max(1)).unwrap_or(1),
         ..QueueOptions::default()
@@ -70,6 +73,7 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
         store,
         paths: paths.clone(),
         queue: Arc::new(queue),
+        locks,
     });
     let ex = Arc::new(smol::Executor::new());
     let sockets = [paths.master_socket(), paths.query_socket()];
@@ -113,6 +117,7 @@ struct MasterHandler {
     store: Arc<ConfigStore>,
     paths: crate::paths::Paths,
     queue: Arc<JobQueue>,
+    locks: Arc<LockManager>,
 }
 
 impl Handler for MasterHandler {
@@ -345,6 +350,10 @@ impl MasterHandler {
     /// LUXI `Query(what, fields, filter)`: Query2 over the config snapshot,
     /// or over the job queue for `job`.
     fn run_query(&self, config: &ConfigData, args: &Value) -> Result<Value, LuxiFailure> {
+        if args.get(0).and_then(Value::as_str) == Some("lock") {
+            let fields = string_list(args.get(1), "the field list")?.unwrap_or_default();
+            return Ok(lock_query(&self.locks, &fields));
+        }
         let resource = resource_arg(args)?;
         let fields = string_list(args.get(1), "the field list")?.unwrap_or_default();
         let filter = args.get(2).filter(|f| !f.is_null());
@@ -513,6 +522,65 @@ impl MasterHandler {
             }
         }
     }
+}
+
+/// The lock fields of Ganeti's `lock` query resource (`gnt-debug locks`).
+const LOCK_FIELDS: &[(&str, &str, &str, &str)] = &[
+    ("name", "Name", "text", "Lock name"),
+    (
+        "mode",
+        "Mode",
+        "text",
+        "Mode in which the lock is currently acquired (exclusive or shared)",
+    ),
+    ("owner", "Owner", "other", "Current lock owner(s)"),
+    ("pending", "Pending", "other", "Jobs waiting for the lock"),
+];
+
+/// Query2 over the lock manager: `[name, mode, owners, [[mode, [owners]]…]]`.
+fn lock_query(locks: &LockManager, fields: &[String]) -> Value {
+    let defs: Vec<Value> = fields
+        .iter()
+        .map(|f| match LOCK_FIELDS.iter().find(|(n, ..)| n == f) {
+            Some((name, title, kind, doc)) => {
+                json!({"name": name, "title": title, "kind": kind, "doc": doc})
+            }
+            None => json!({"name": f, "title": f, "kind": "unknown", "doc": "Unknown field"}),
+        })
+        .collect();
+    let owner = |o: &crate::locking::OwnerId| json!(format!("job/{}", o.0));
+    let data: Vec<Value> = locks
+        .info()
+        .iter()
+        .map(|l| {
+            Value::Array(
+                fields
+                    .iter()
+                    .map(|f| match f.as_str() {
+                        "name" => json!([0, l.name]),
+                        "mode" => match (l.deleted, l.mode) {
+                            (true, _) => json!([0, "deleted"]),
+                            (false, Some(m)) => json!([0, m.to_string()]),
+                            (false, None) => json!([0, null]),
+                        },
+                        "owner" => json!([0, l.owners.iter().map(owner).collect::<Vec<_>>()]),
+                        "pending" => json!([
+                            0,
+                            l.pending
+                                .iter()
+                                .map(|p| json!([
+                                    p.mode.to_string(),
+                                    p.owners.iter().map(owner).collect::<Vec<_>>()
+                                ]))
+                                .collect::<Vec<_>>()
+                        ]),
+                        _ => json!([1, null]),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    json!({"fields": defs, "data": data})
 }
 
 /// The cluster query's drain_flag and watcher_pause come from files, not the config.
