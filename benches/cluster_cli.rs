@@ -75,7 +75,10 @@ fn main() {
             infos.push(run(&gnt_cluster, &root, &["info"]));
             delays.push(run(&debug, &root, &["delay", "0.001"]));
         }
-        rates.push(luxi_throughput(&root.join("var/run/ganeti/socket/ganeti-master"), 200));
+        rates.push(luxi_throughput(
+            &root.join("var/run/ganeti/socket/ganeti-master"),
+            200,
+        ));
         run(&gnt_cluster, &root, &["destroy", "--yes-do-it"]);
         if round == 0 {
             println!("binary: {}", exe.display());
@@ -106,21 +109,31 @@ fn luxi_throughput(socket: &Path, n: usize) -> f64 {
                     let mut c = Client::connect(socket).unwrap();
                     (0..n / threads + usize::from(t < n % threads))
                         .map(|_| {
-                            c.call(Method::SubmitJob, json!([[{"OP_ID": "OP_TEST_DELAY", "duration": 0.001}]]))
-                                .unwrap()
-                                .as_u64()
-                                .unwrap()
+                            c.call(
+                                Method::SubmitJob,
+                                json!([[{"OP_ID": "OP_TEST_DELAY", "duration": 0.001}]]),
+                            )
+                            .unwrap()
+                            .as_u64()
+                            .unwrap()
                         })
                         .collect::<Vec<u64>>()
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let mut c = Client::connect(socket).unwrap();
     loop {
         let r = c.call(Method::QueryJobs, json!([ids, ["status"]])).unwrap();
-        let done = r.as_array().unwrap().iter().all(|j| matches!(j[0].as_str(), Some("success" | "error")));
+        let done = r
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| matches!(j[0].as_str(), Some("success" | "error")));
         if done {
             break;
         }

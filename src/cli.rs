@@ -98,6 +98,29 @@ pub fn parse_args<T: argh::FromArgs>(
     })
 }
 
+/// Which of masterd's sockets a command talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterSocket {
+    /// `ganeti-master`: commands that submit jobs.
+    Master,
+    /// `ganeti-query`: read-only queries (what Ganeti 3.0's clients use).
+    Query,
+}
+
+/// Reads this node's paths from the environment and connects to masterd.
+/// On failure prints why (in Ganeti's words) and returns the exit code.
+pub fn connect_master(which: MasterSocket) -> Result<crate::luxi::client::Client, u8> {
+    let paths = crate::paths::Paths::from_env().map_err(|e| {
+        eprintln!("Error: {e}");
+        EXIT_FAILURE
+    })?;
+    let socket = match which {
+        MasterSocket::Master => paths.master_socket(),
+        MasterSocket::Query => paths.query_socket(),
+    };
+    crate::luxi::client::Client::connect(&socket).map_err(|e| report_luxi_error(&e))
+}
+
 /// Formats an error as Ganeti's command line does (`cli.FormatError`).
 pub fn format_failure(f: &OpFailure) -> String {
     match f.kind {

@@ -302,11 +302,11 @@ pub fn main(program: &str, args: &[String]) -> u8 {
         Command::Getmaster(_) => getmaster(&paths),
         Command::Version(_) => version(&paths),
         Command::Destroy(a) => destroy(&paths, a),
-        Command::Queue(a) => with_master(&paths, |c| queue(c, &a)),
-        Command::Watcher(a) => with_master(&paths, |c| watcher(c, &a)),
-        Command::Modify(a) => with_master(&paths, |c| modify(c, &a)),
-        Command::ListTags(_) => with_master(&paths, |c| super::tags::list(c, "cluster", None)),
-        Command::AddTags(a) => with_master(&paths, |c| {
+        Command::Queue(a) => with_master(|c| queue(c, &a)),
+        Command::Watcher(a) => with_master(|c| watcher(c, &a)),
+        Command::Modify(a) => with_master(|c| modify(c, &a)),
+        Command::ListTags(_) => with_master(|c| super::tags::list(c, "cluster", None)),
+        Command::AddTags(a) => with_master(|c| {
             change_tags(
                 c,
                 "OP_TAGS_SET",
@@ -316,7 +316,7 @@ pub fn main(program: &str, args: &[String]) -> u8 {
                 a.print_jobid,
             )
         }),
-        Command::RemoveTags(a) => with_master(&paths, |c| {
+        Command::RemoveTags(a) => with_master(|c| {
             change_tags(
                 c,
                 "OP_TAGS_DEL",
@@ -326,7 +326,7 @@ pub fn main(program: &str, args: &[String]) -> u8 {
                 a.print_jobid,
             )
         }),
-        Command::SearchTags(a) => with_master(&paths, |c| super::tags::search(c, &a.pattern)),
+        Command::SearchTags(a) => with_master(|c| super::tags::search(c, &a.pattern)),
     }
 }
 
@@ -376,10 +376,10 @@ fn init(paths: &Paths, a: Box<InitArgs>) -> u8 {
 }
 
 /// Runs `f` with a connection to masterd's socket.
-fn with_master(paths: &Paths, f: impl FnOnce(&mut Client) -> u8) -> u8 {
-    match Client::connect(&paths.master_socket()) {
+fn with_master(f: impl FnOnce(&mut Client) -> u8) -> u8 {
+    match super::connect_master(super::MasterSocket::Master) {
         Ok(mut c) => f(&mut c),
-        Err(e) => report_luxi_error(&e),
+        Err(code) => code,
     }
 }
 

@@ -6,7 +6,6 @@ use super::output::{python_repr, Info};
 use super::{parse_args, report_luxi_error, EXIT_FAILURE, EXIT_SUCCESS};
 use crate::luxi::client::Client;
 use crate::luxi::Method;
-use crate::paths::Paths;
 use crate::query::filter::NameKind;
 use crate::query::Resource;
 use argh::FromArgs;
@@ -108,16 +107,9 @@ pub fn main(program: &str, args: &[String]) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let paths = match Paths::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let mut client = match Client::connect(&paths.master_socket()) {
+    let mut client = match super::connect_master(super::MasterSocket::Master) {
         Ok(c) => c,
-        Err(e) => return report_luxi_error(&e),
+        Err(code) => return code,
     };
     let c = &mut client;
     match cmd.command {

@@ -305,16 +305,9 @@ pub fn listing_program(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let paths = match crate::paths::Paths::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let mut client = match Client::connect(&paths.query_socket()) {
+    let mut client = match super::connect_master(super::MasterSocket::Query) {
         Ok(c) => c,
-        Err(e) => return report_luxi_error(&e),
+        Err(code) => return code,
     };
     let name_kind = if resource == Resource::Job {
         NameKind::Numeric
