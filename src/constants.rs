@@ -109,3 +109,7 @@ pub const JSTORE_JOBS_PER_ARCHIVE_DIRECTORY: u64 = 10_000;
 pub const JOB_QUEUE_FILES_MODE: u32 = 0o640;
 /// Job and queue directories are created with these bits (0700).
 pub const JOB_QUEUE_DIR_MODE: u32 = 0o700;
+/// Stack of a job worker or committer thread (bytes). Locked in memory by
+/// mlockall, so kept well below the 2 MiB default; logical units do no
+/// deep recursion.
+pub const JOB_WORKER_STACK_BYTES: usize = 512 * 1024;

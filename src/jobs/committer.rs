@@ -200,6 +200,7 @@ impl Committer {
         let runner = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("jobs-committer".to_string())
+            .stack_size(crate::constants::JOB_WORKER_STACK_BYTES)
             .spawn(move || run(&runner))?;
         Ok(Committer {
             handle: CommitterHandle { shared },

@@ -89,8 +89,11 @@ impl WorkerPool {
         for i in 0..workers.max(1) {
             let shared = Arc::clone(&handle.shared);
             let handler = Arc::clone(&handler);
+            // Small stacks: masterd locks its memory (mlockall), and every
+            // worker's whole stack counts (PLATFORM.md).
             let t = std::thread::Builder::new()
                 .name(format!("jobs-worker-{i}"))
+                .stack_size(crate::constants::JOB_WORKER_STACK_BYTES)
                 .spawn(move || work(&shared, &handler))?;
             pool.threads.push(t);
         }
