@@ -36,6 +36,11 @@ The demo cluster is running. In your shell:
 
   export GANETI_ROOTDIR=$ROOT GANETI_HOSTNAME=$NODE PATH=$BASE/bin:\$PATH
   gnt-cluster info
+  gnt-node list; gnt-group list
+  gnt-debug delay -r 3 0.5         # a job; its log lines stream as it runs
+  gnt-job list; gnt-job info 1
+  gnt-cluster add-tags demo; gnt-cluster search-tags demo
+  gnt-debug locks
   ganeti daemon-util check ganeti-masterd
   ls $ROOT/var/lib/ganeti          # config.data, ssconf_*, server.pem, hmac.key
   tail $ROOT/var/log/ganeti/*.log
