@@ -39,8 +39,8 @@ enum Command {
     Watcher(WatcherArgs),
     Modify(Box<ModifyArgs>),
     ListTags(ListTagsArgs),
-    AddTags(TagsArgs),
-    RemoveTags(RemoveTagsArgs),
+    AddTags(super::tags::AddTagsArgs),
+    RemoveTags(super::tags::RemoveTagsArgs),
     SearchTags(SearchTagsArgs),
 }
 
@@ -132,42 +132,6 @@ struct ModifyArgs {
 /// Lists the cluster's tags.
 #[argh(subcommand, name = "list-tags")]
 struct ListTagsArgs {}
-
-#[derive(FromArgs, Debug)]
-/// Adds tags to the cluster.
-#[argh(subcommand, name = "add-tags")]
-struct TagsArgs {
-    /// read more tags from this file ("-": stdin), one per line
-    #[argh(option)]
-    from: Option<String>,
-    /// submit the job and return its id without waiting
-    #[argh(switch)]
-    submit: bool,
-    /// print the job id on stdout
-    #[argh(switch)]
-    print_jobid: bool,
-    /// the tags
-    #[argh(positional)]
-    tags: Vec<String>,
-}
-
-#[derive(FromArgs, Debug)]
-/// Removes tags from the cluster.
-#[argh(subcommand, name = "remove-tags")]
-struct RemoveTagsArgs {
-    /// read more tags from this file ("-": stdin), one per line
-    #[argh(option)]
-    from: Option<String>,
-    /// submit the job and return its id without waiting
-    #[argh(switch)]
-    submit: bool,
-    /// print the job id on stdout
-    #[argh(switch)]
-    print_jobid: bool,
-    /// the tags
-    #[argh(positional)]
-    tags: Vec<String>,
-}
 
 #[derive(FromArgs, Debug)]
 /// Searches the tags of every object for a regular expression.

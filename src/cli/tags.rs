@@ -7,6 +7,44 @@ use crate::luxi::client::Client;
 use crate::luxi::Method;
 use serde_json::{json, Value};
 
+/// `add-tags`, as every program that has tags takes it.
+#[derive(argh::FromArgs, Debug)]
+/// Adds tags.
+#[argh(subcommand, name = "add-tags")]
+pub struct AddTagsArgs {
+    /// read more tags from this file ("-": stdin), one per line
+    #[argh(option)]
+    pub from: Option<String>,
+    /// submit the job and return its id without waiting
+    #[argh(switch)]
+    pub submit: bool,
+    /// print the job id on stdout
+    #[argh(switch)]
+    pub print_jobid: bool,
+    /// the tags
+    #[argh(positional)]
+    pub tags: Vec<String>,
+}
+
+/// `remove-tags`, as every program that has tags takes it.
+#[derive(argh::FromArgs, Debug)]
+/// Removes tags.
+#[argh(subcommand, name = "remove-tags")]
+pub struct RemoveTagsArgs {
+    /// read more tags from this file ("-": stdin), one per line
+    #[argh(option)]
+    pub from: Option<String>,
+    /// submit the job and return its id without waiting
+    #[argh(switch)]
+    pub submit: bool,
+    /// print the job id on stdout
+    #[argh(switch)]
+    pub print_jobid: bool,
+    /// the tags
+    #[argh(positional)]
+    pub tags: Vec<String>,
+}
+
 /// Reads extra tags from `--from FILE` (`-` for stdin), one per line.
 pub fn tags_from_file(file: Option<&str>) -> Result<Vec<String>, String> {
     let Some(file) = file else {

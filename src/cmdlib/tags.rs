@@ -146,6 +146,38 @@ fn check_name(kind: TagKind, name: Option<&str>) -> Result<(), LuError> {
     }
 }
 
+/// Whether tags are added or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagChange {
+    Add,
+    Remove,
+}
+
+/// Adds or removes `tags` on one object through the config writer.
+fn change_tags(
+    ctx: &mut LuContext<'_>,
+    kind: TagKind,
+    name: Option<&str>,
+    tags: &[String],
+    change: TagChange,
+) -> Result<Value, LuError> {
+    ctx.store
+        .update(|cfg| {
+            let target = tags_of_mut(cfg, kind, name).ok_or_else(|| ConfigError::Update {
+                reason: format!("{} {name:?} disappeared", kind_name(kind)),
+            })?;
+            for t in tags {
+                match change {
+                    TagChange::Add => target.insert(t.clone()),
+                    TagChange::Remove => target.remove(t),
+                };
+            }
+            Ok(())
+        })
+        .map_err(|e| LuError::Exec(crate::error::chain(&e)))?;
+    Ok(Value::Null)
+}
+
 /// `OP_TAGS_GET`.
 pub struct LuTagsGet {
     op: OpTagsGet,
@@ -274,18 +306,13 @@ impl LogicalUnit for LuTagsSet {
         Ok(())
     }
     fn exec(&mut self, ctx: &mut LuContext<'_>) -> Result<Value, LuError> {
-        let (kind, name, tags) = (self.op.kind, self.op.name.clone(), self.op.tags.clone());
-        ctx.store
-            .update(|cfg| {
-                let target =
-                    tags_of_mut(cfg, kind, name.as_deref()).ok_or_else(|| ConfigError::Update {
-                        reason: format!("{} {name:?} disappeared", kind_name(kind)),
-                    })?;
-                target.extend(tags);
-                Ok(())
-            })
-            .map_err(|e| LuError::Exec(crate::error::chain(&e)))?;
-        Ok(Value::Null)
+        change_tags(
+            ctx,
+            self.op.kind,
+            self.op.name.as_deref(),
+            &self.op.tags,
+            TagChange::Add,
+        )
     }
 }
 
@@ -332,20 +359,13 @@ impl LogicalUnit for LuTagsDel {
         Ok(())
     }
     fn exec(&mut self, ctx: &mut LuContext<'_>) -> Result<Value, LuError> {
-        let (kind, name, tags) = (self.op.kind, self.op.name.clone(), self.op.tags.clone());
-        ctx.store
-            .update(|cfg| {
-                let target =
-                    tags_of_mut(cfg, kind, name.as_deref()).ok_or_else(|| ConfigError::Update {
-                        reason: format!("{} {name:?} disappeared", kind_name(kind)),
-                    })?;
-                for t in &tags {
-                    target.remove(t);
-                }
-                Ok(())
-            })
-            .map_err(|e| LuError::Exec(crate::error::chain(&e)))?;
-        Ok(Value::Null)
+        change_tags(
+            ctx,
+            self.op.kind,
+            self.op.name.as_deref(),
+            &self.op.tags,
+            TagChange::Remove,
+        )
     }
 }
 
