@@ -187,7 +187,6 @@ mod tests {
     }
 }
 
-/// `list` as every `gnt-*` program takes it.
 #[derive(argh::FromArgs, Debug, Clone)]
 /// Lists objects with the fields asked for.
 #[argh(subcommand, name = "list")]
@@ -230,7 +229,6 @@ impl ListCmd {
     }
 }
 
-/// `list-fields` as every `gnt-*` program takes it.
 #[derive(argh::FromArgs, Debug, Clone)]
 /// Lists the fields `list -o` accepts.
 #[argh(subcommand, name = "list-fields")]

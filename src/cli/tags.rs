@@ -7,9 +7,8 @@ use crate::luxi::client::Client;
 use crate::luxi::Method;
 use serde_json::{json, Value};
 
-/// `add-tags`, as every program that has tags takes it.
 #[derive(argh::FromArgs, Debug)]
-/// Adds tags.
+/// Adds tags to the object.
 #[argh(subcommand, name = "add-tags")]
 pub struct AddTagsArgs {
     /// read more tags from this file ("-": stdin), one per line
@@ -26,9 +25,8 @@ pub struct AddTagsArgs {
     pub tags: Vec<String>,
 }
 
-/// `remove-tags`, as every program that has tags takes it.
 #[derive(argh::FromArgs, Debug)]
-/// Removes tags.
+/// Removes tags from the object.
 #[argh(subcommand, name = "remove-tags")]
 pub struct RemoveTagsArgs {
     /// read more tags from this file ("-": stdin), one per line
