@@ -265,6 +265,10 @@ impl Processor {
         if let Err(e) = lu.check_prereq(&snapshot) {
             return OpOutcome::Failed(e);
         }
+        // --dry-run: the prerequisites were the whole point (Ganeti's mcpu).
+        if op.common().dry_run == Some(true) {
+            return OpOutcome::Success(Value::Null);
+        }
         let mut ctx = LuContext {
             store: &self.store,
             feedback,
