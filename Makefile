@@ -67,8 +67,10 @@ dist: build
 	tar -C target/dist -czf $(DIST_NAME).tar.gz --owner=0 --group=0 $(DIST_NAME)
 	@echo "wrote $(DIST_NAME).tar.gz"
 
+# Benches are left out: `--all-targets` would run them (in debug mode) as
+# tests; `make bench` runs them optimised.
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --tests
 
 lint:
 	$(CARGO) fmt --check
