@@ -44,6 +44,7 @@
 //! therefore the default; `DataSyncEach` remains for queue directories on
 //! a busy shared file system. `docs/jobs.md` has the figures.
 
+use super::journal::{self, Journal};
 use crate::sys::fs::{fsync_dir, syncfs};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, OpenOptions};
@@ -86,6 +87,9 @@ pub enum SyncMode {
     DataSyncEach,
     /// One `syncfs` on the queue's file system.
     SyncFs,
+    /// One `fdatasync` of the write-ahead journal (`jobs/journal.rs`); the
+    /// files themselves are flushed at checkpoints.
+    Journal,
 }
 
 /// A failed commit, as handed to each request concerned.
@@ -147,7 +151,7 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
-    /// Any directory on the queue's file system, for `syncfs`.
+    /// The queue directory: on the queue's file system, for `syncfs`.
     fs_anchor: PathBuf,
     sync: SyncMode,
     file_mode: u32,
@@ -180,10 +184,25 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the committer thread. `fs_anchor` is a directory on the file
-    /// system of the queue (used by [`SyncMode::SyncFs`]); files are created
-    /// with permission bits `file_mode`.
-    pub fn start(fs_anchor: &Path, sync: SyncMode, file_mode: u32) -> io::Result<Committer> {
+    /// Starts the committer thread. `fs_anchor` is the queue directory (on
+    /// the file system `syncfs` flushes; journal records store paths
+    /// relative to it), `journal` the journal file; files are created with
+    /// permission bits `file_mode`.
+    ///
+    /// Whatever the mode, a journal left by an earlier run is replayed
+    /// first (see [`journal::replay`]), so the files are whole before
+    /// anyone reads them.
+    pub fn start(
+        fs_anchor: &Path,
+        journal: &Path,
+        sync: SyncMode,
+        file_mode: u32,
+    ) -> Result<Committer, CommitError> {
+        journal::replay(journal, fs_anchor, file_mode)?;
+        let mut journal = match sync {
+            SyncMode::Journal => Some(Journal::open(journal, fs_anchor, file_mode)?),
+            SyncMode::DataSyncEach | SyncMode::SyncFs => None,
+        };
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 requests: Vec::new(),
@@ -201,7 +220,11 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name("jobs-committer".to_string())
             .stack_size(crate::constants::JOB_WORKER_STACK_BYTES)
-            .spawn(move || run(&runner))?;
+            .spawn(move || match journal.take() {
+                Some(j) => run_journal(&runner, j),
+                None => run(&runner),
+            })
+            .map_err(io_err("starting the committer thread", fs_anchor))?;
         Ok(Committer {
             handle: CommitterHandle { shared },
             thread: Some(thread),
@@ -323,6 +346,153 @@ fn run(shared: &Shared) {
     }
 }
 
+/// The committer loop of [`SyncMode::Journal`]: apply each batch to the
+/// files without syncing them, append a record of every change that
+/// succeeded to the journal, `fdatasync` it once, acknowledge; checkpoint
+/// when the journal is large enough.
+///
+/// A change applied but not yet journaled when the process dies may or may
+/// not survive, exactly as an unsynced write in the other modes: its request
+/// was never acknowledged.
+fn run_journal(shared: &Shared, mut journal: Journal) {
+    loop {
+        let batch = {
+            let mut p = lock(&shared.pending);
+            while p.requests.is_empty() && !p.shutdown {
+                p = shared.wake.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            if p.requests.is_empty() {
+                drop(p);
+                // A clean stop leaves the files whole and the journal empty.
+                if let Err(e) = journal.checkpoint() {
+                    log::warn!(
+                        "event=journal_checkpoint_failed error={:?}",
+                        crate::error::chain(&e)
+                    );
+                }
+                return;
+            }
+            take_batch(&mut p.requests)
+        };
+        let mut records = Vec::new();
+        let mut count = 0u64;
+        let dir = journal.dir().to_path_buf();
+        let failed = write_unsynced(shared, &batch, &mut journal, &mut records, &mut count);
+        // Renames and removals are journaled before they are done, so that
+        // none can reach the disk without its record: replay must never
+        // find an archived job that it would then write back into the queue.
+        for op in batch.iter().flat_map(|r| &r.ops) {
+            if !matches!(op, FileOp::Write { .. }) {
+                journal::encode(&dir, op, &mut records);
+                count += 1;
+            }
+        }
+        let results: Vec<Result<(), CommitError>> = match journal.append(&records, count) {
+            Err(e) => batch.iter().map(|_| Err(e.clone())).collect(),
+            Ok(()) => batch
+                .iter()
+                .map(|req| apply_request(req, &failed, &mut journal))
+                .collect(),
+        };
+        shared.batches.fetch_add(1, Ordering::Relaxed);
+        shared
+            .requests
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for (req, result) in batch.into_iter().zip(results) {
+            (req.done)(result);
+        }
+        if journal.wants_checkpoint() {
+            if let Err(e) = journal.checkpoint() {
+                // The journal stays whole and keeps growing; retried after
+                // the next batch.
+                log::warn!(
+                    "event=journal_checkpoint_failed error={:?}",
+                    crate::error::chain(&e)
+                );
+            }
+        }
+    }
+}
+
+/// Writes a batch's files (newest content each) without any sync and
+/// encodes a journal record of each successful write into `records`;
+/// returns the writes that failed.
+fn write_unsynced(
+    shared: &Shared,
+    batch: &[Request],
+    journal: &mut Journal,
+    records: &mut Vec<u8>,
+    count: &mut u64,
+) -> HashMap<PathBuf, CommitError> {
+    let dir = journal.dir().to_path_buf();
+    let (last_write, write_order) = last_writes(batch);
+    let mut failed = HashMap::new();
+    for path in write_order {
+        let data = last_write[path];
+        let step = write_temp(path, data, shared.file_mode, false).and_then(|tmp| {
+            fs::rename(&tmp, path).map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                io_err("renaming over", path)(e)
+            })
+        });
+        match step {
+            Ok(()) => {
+                shared.files.fetch_add(1, Ordering::Relaxed);
+                journal.touched_dir(parent_of(path));
+                journal::encode(
+                    &dir,
+                    &FileOp::Write {
+                        path: path.to_path_buf(),
+                        data: data.to_vec(),
+                    },
+                    records,
+                );
+                *count += 1;
+            }
+            Err(e) => {
+                failed.insert(path.to_path_buf(), e);
+            }
+        }
+    }
+    failed
+}
+
+/// The result of one request of a journaled batch: its writes' outcome,
+/// and its renames and removals, done now.
+fn apply_request(
+    req: &Request,
+    failed: &HashMap<PathBuf, CommitError>,
+    journal: &mut Journal,
+) -> Result<(), CommitError> {
+    let mut r = Ok(());
+    for op in &req.ops {
+        let step = match op {
+            FileOp::Write { path, .. } => match failed.get(path) {
+                Some(e) => Err(e.clone()),
+                None => Ok(()),
+            },
+            FileOp::Rename { from, to } => {
+                journal.touched_dir(parent_of(from));
+                journal.touched_dir(parent_of(to));
+                fs::rename(from, to).map_err(io_err("renaming", from))
+            }
+            FileOp::Remove { path } => {
+                journal.touched_dir(parent_of(path));
+                match fs::remove_file(path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        Err(io_err("removing", path)(e))
+                    }
+                    _ => Ok(()),
+                }
+            }
+        };
+        if r.is_ok() {
+            r = step;
+        }
+    }
+    r
+}
+
 /// A batch whose temporary files are written and synced.
 struct Staged {
     batch: Vec<Request>,
@@ -334,13 +504,12 @@ struct Staged {
     sync_error: Option<CommitError>,
 }
 
-/// Writes the batch's files to temporary files and makes their data
-/// durable.
-fn stage(shared: &Shared, batch: Vec<Request>) -> Staged {
-    // The last write to each path wins.
+/// The newest content of each file the batch writes, and the order in
+/// which the files were first written.
+fn last_writes(batch: &[Request]) -> (HashMap<&Path, &[u8]>, Vec<&Path>) {
     let mut last_write: HashMap<&Path, &[u8]> = HashMap::new();
     let mut write_order: Vec<&Path> = Vec::new();
-    for req in &batch {
+    for req in batch {
         for op in &req.ops {
             if let FileOp::Write { path, data } = op {
                 if last_write.insert(path, data).is_none() {
@@ -349,10 +518,22 @@ fn stage(shared: &Shared, batch: Vec<Request>) -> Staged {
             }
         }
     }
+    (last_write, write_order)
+}
+
+/// Writes the batch's files to temporary files and makes their data
+/// durable.
+fn stage(shared: &Shared, batch: Vec<Request>) -> Staged {
+    let (last_write, write_order) = last_writes(&batch);
     let mut failed = HashMap::new();
     let mut temps = Vec::new();
     for path in &write_order {
-        match write_temp(path, last_write[path], shared.file_mode, shared.sync) {
+        match write_temp(
+            path,
+            last_write[path],
+            shared.file_mode,
+            shared.sync == SyncMode::DataSyncEach,
+        ) {
             Ok(tmp) => temps.push((path.to_path_buf(), tmp)),
             Err(e) => {
                 failed.insert(path.to_path_buf(), e);
@@ -485,7 +666,14 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(".tmp-")
 }
 
-fn write_temp(path: &Path, data: &[u8], mode: u32, sync: SyncMode) -> Result<PathBuf, CommitError> {
+/// Writes `data` to a fresh temporary file next to `path` (with
+/// `fdatasync` if `data_sync`) and returns its name; removes it on error.
+pub(super) fn write_temp(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    data_sync: bool,
+) -> Result<PathBuf, CommitError> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = OpenOptions::new()
@@ -497,7 +685,7 @@ fn write_temp(path: &Path, data: &[u8], mode: u32, sync: SyncMode) -> Result<Pat
         f.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io_err("chmod", &tmp))?;
         f.write_all(data).map_err(io_err("writing", &tmp))?;
-        if sync == SyncMode::DataSyncEach {
+        if data_sync {
             f.sync_data().map_err(io_err("fdatasync", &tmp))?;
         }
         Ok(())
@@ -526,6 +714,7 @@ mod tests {
         let mut v: Vec<String> = fs::read_dir(d)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "journal")
             .collect();
         v.sort();
         v
@@ -533,9 +722,9 @@ mod tests {
 
     #[test]
     fn writes_collapse_and_land() {
-        for mode in [SyncMode::DataSyncEach, SyncMode::SyncFs] {
+        for mode in [SyncMode::DataSyncEach, SyncMode::SyncFs, SyncMode::Journal] {
             let d = tempdir(&format!("collapse-{mode:?}"));
-            let c = Committer::start(&d, mode, 0o640).unwrap();
+            let c = Committer::start(&d, &d.join("journal"), mode, 0o640).unwrap();
             let h = c.handle();
             let threads: Vec<_> = (0..16)
                 .map(|i| {
@@ -577,7 +766,7 @@ mod tests {
     #[test]
     fn a_failing_write_fails_only_its_request_and_leaves_no_temp() {
         let d = tempdir("fail");
-        let c = Committer::start(&d, SyncMode::DataSyncEach, 0o640).unwrap();
+        let c = Committer::start(&d, &d.join("journal"), SyncMode::DataSyncEach, 0o640).unwrap();
         let h = c.handle();
         // Whether the three land in one batch or several, each request
         // gets its own result.
@@ -616,7 +805,7 @@ mod tests {
     fn renames_and_removes_follow_earlier_writes() {
         let d = tempdir("rename");
         fs::create_dir_all(d.join("archive/0")).unwrap();
-        let c = Committer::start(&d, SyncMode::DataSyncEach, 0o640).unwrap();
+        let c = Committer::start(&d, &d.join("journal"), SyncMode::DataSyncEach, 0o640).unwrap();
         let h = c.handle();
         h.commit(vec![FileOp::Write {
             path: d.join("job-1"),
@@ -652,7 +841,8 @@ mod tests {
     #[test]
     fn after_shutdown_requests_fail() {
         let d = tempdir("shut");
-        let mut c = Committer::start(&d, SyncMode::DataSyncEach, 0o640).unwrap();
+        let mut c =
+            Committer::start(&d, &d.join("journal"), SyncMode::DataSyncEach, 0o640).unwrap();
         let h = c.handle();
         c.shutdown();
         let r = h.commit(vec![FileOp::Write {
