@@ -198,9 +198,14 @@ impl Committer {
         sync: SyncMode,
         file_mode: u32,
     ) -> Result<Committer, CommitError> {
-        journal::replay(journal, fs_anchor, file_mode)?;
+        let replayed = journal::replay(journal, fs_anchor, file_mode)?;
         let mut journal = match sync {
-            SyncMode::Journal => Some(Journal::open(journal, fs_anchor, file_mode)?),
+            SyncMode::Journal => Some(Journal::open(
+                journal,
+                fs_anchor,
+                file_mode,
+                replayed.generation + 1,
+            )?),
             SyncMode::DataSyncEach | SyncMode::SyncFs => None,
         };
         let shared = Arc::new(Shared {
@@ -376,14 +381,13 @@ fn run_journal(shared: &Shared, mut journal: Journal) {
         };
         let mut records = Vec::new();
         let mut count = 0u64;
-        let dir = journal.dir().to_path_buf();
         let failed = write_unsynced(shared, &batch, &mut journal, &mut records, &mut count);
         // Renames and removals are journaled before they are done, so that
         // none can reach the disk without its record: replay must never
         // find an archived job that it would then write back into the queue.
         for op in batch.iter().flat_map(|r| &r.ops) {
             if !matches!(op, FileOp::Write { .. }) {
-                journal::encode(&dir, op, &mut records);
+                journal.encode(op, &mut records);
                 count += 1;
             }
         }
@@ -424,7 +428,6 @@ fn write_unsynced(
     records: &mut Vec<u8>,
     count: &mut u64,
 ) -> HashMap<PathBuf, CommitError> {
-    let dir = journal.dir().to_path_buf();
     let (last_write, write_order) = last_writes(batch);
     let mut failed = HashMap::new();
     for path in write_order {
@@ -439,8 +442,7 @@ fn write_unsynced(
             Ok(()) => {
                 shared.files.fetch_add(1, Ordering::Relaxed);
                 journal.touched_dir(parent_of(path));
-                journal::encode(
-                    &dir,
+                journal.encode(
                     &FileOp::Write {
                         path: path.to_path_buf(),
                         data: data.to_vec(),

@@ -1,22 +1,31 @@
 //! The write-ahead journal of the job queue (`queue/journal`).
 //!
 //! With [`SyncMode::Journal`](super::committer::SyncMode::Journal) the
-//! committer makes a batch durable by appending one record per file change
-//! to this append-only file and calling `fdatasync` on it once; the job
-//! files themselves are written without any sync. Every
+//! committer makes a batch durable by writing one record per file change
+//! into this file and calling `fdatasync` on it once; the job files
+//! themselves are written without any sync. Every
 //! [`JOB_JOURNAL_CHECKPOINT_RECORDS`] records or
 //! [`JOB_JOURNAL_CHECKPOINT_BYTES`] bytes a checkpoint flushes the file
-//! system (`syncfs`) and the directories touched, then truncates the journal
-//! to nothing. When the queue opens, [`replay`] applies every complete
-//! record again, in order, ignoring a torn tail, and checkpoints. The job
-//! files stay the source of truth; the journal only carries the changes
-//! not yet known to be on disk.
+//! system (`syncfs`) and the directories touched, then starts a new
+//! generation of the journal. When the queue opens, [`replay`] applies
+//! every record of the current generation again, in order, ignoring a torn
+//! tail. The job files stay the source of truth; the journal only carries
+//! the changes not yet known to be on disk.
+//!
+//! The file is preallocated with zeros ([`JOB_JOURNAL_PREALLOC_BYTES`]) and
+//! rewritten from the start in each generation, never truncated while the
+//! queue runs: an `fdatasync` of blocks that are already allocated writes
+//! only data, while one that grows the file must commit the file system's
+//! own journal, which (ext4, `data=ordered`) first waits for the data of
+//! every job file written since the last commit.
 //!
 //! # Record format
 //!
 //! ```text
-//! magic "GJR1" | body length: u32 LE | FNV-1a 64 of the body: u64 LE | body
+//! magic "GJR1" | generation: u64 LE | body length: u32 LE
+//!   | FNV-1a 64 of generation, length and body: u64 LE | body
 //! body = kind: u8, then fields, each as length: u32 LE + bytes
+//!   kind 0 (start of a generation): no fields; always the first record
 //!   kind 1 (write):  path, content
 //!   kind 2 (rename): from, to
 //!   kind 3 (remove): path
@@ -24,12 +33,15 @@
 //!
 //! Paths inside the queue directory are stored relative to it, so a queue
 //! directory that moved still replays; other paths are stored as given.
-//! A record is valid when the whole of it is present and its checksum
-//! matches; reading stops at the first one that is not (a write torn by a
-//! crash), and nothing after it is applied.
+//! Reading starts at offset 0 with the start record, whose generation
+//! is the current one, and stops at the first record that is incomplete,
+//! fails its checksum or belongs to another generation (zeros, a write torn
+//! by a crash, or the rest of an older generation).
 
 use super::committer::{CommitError, FileOp};
-use crate::constants::{JOB_JOURNAL_CHECKPOINT_BYTES, JOB_JOURNAL_CHECKPOINT_RECORDS};
+use crate::constants::{
+    JOB_JOURNAL_CHECKPOINT_BYTES, JOB_JOURNAL_CHECKPOINT_RECORDS, JOB_JOURNAL_PREALLOC_BYTES,
+};
 use crate::sys::fs::{fsync_dir, syncfs};
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -41,7 +53,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 4] = b"GJR1";
-const HEADER_BYTES: usize = 4 + 4 + 8;
+const HEADER_BYTES: usize = 4 + 8 + 4 + 8;
+const KIND_START: u8 = 0;
 const KIND_WRITE: u8 = 1;
 const KIND_RENAME: u8 = 2;
 const KIND_REMOVE: u8 = 3;
@@ -77,9 +90,9 @@ fn rel<'a>(dir: &Path, path: &'a Path) -> &'a [u8] {
         .as_bytes()
 }
 
-/// Appends the framed record of `op` to `out`; paths under `dir` are stored
-/// relative to it.
-pub fn encode(dir: &Path, op: &FileOp, out: &mut Vec<u8>) {
+/// Appends the framed record of `op` (of journal generation `generation`)
+/// to `out`; paths under `dir` are stored relative to it.
+pub fn encode(dir: &Path, generation: u64, op: &FileOp, out: &mut Vec<u8>) {
     let mut body = Vec::new();
     match op {
         FileOp::Write { path, data } => {
@@ -97,11 +110,32 @@ pub fn encode(dir: &Path, op: &FileOp, out: &mut Vec<u8>) {
             put_field(&mut body, rel(dir, path));
         }
     }
+    frame(generation, &body, out);
+}
+
+/// Appends the record that starts generation `generation` to `out`.
+pub fn encode_start(generation: u64, out: &mut Vec<u8>) {
+    frame(generation, &[KIND_START], out);
+}
+
+fn checksum(generation: &[u8], len: &[u8], body: &[u8]) -> u64 {
+    let mut covered = Vec::with_capacity(12 + body.len());
+    covered.extend_from_slice(generation);
+    covered.extend_from_slice(len);
+    covered.extend_from_slice(body);
+    fnv1a64(&covered)
+}
+
+fn frame(generation: u64, body: &[u8], out: &mut Vec<u8>) {
+    let len = u32::try_from(body.len())
+        .expect("journal record below 4 GiB")
+        .to_le_bytes();
+    let generation = generation.to_le_bytes();
     out.extend_from_slice(MAGIC);
-    let len = u32::try_from(body.len()).expect("journal record below 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&fnv1a64(&body).to_le_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&generation);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&checksum(&generation, &len, body).to_le_bytes());
+    out.extend_from_slice(body);
 }
 
 fn take_field<'a>(body: &mut &'a [u8]) -> Option<&'a [u8]> {
@@ -132,44 +166,54 @@ fn decode_body(dir: &Path, mut body: &[u8]) -> Option<FileOp> {
     body.is_empty().then_some(op)
 }
 
-/// Decodes the valid records at the start of `data`; returns them and the
-/// number of bytes they span (less than `data.len()` when the tail is torn).
-pub fn decode_all(dir: &Path, data: &[u8]) -> (Vec<FileOp>, usize) {
+/// Decodes the valid records at the start of `data`: the first record's
+/// generation and the changes of that generation that follow it, up to the
+/// first invalid record. `None` when no valid record starts the data.
+pub fn decode_all(dir: &Path, data: &[u8]) -> Option<(u64, Vec<FileOp>)> {
     let mut ops = Vec::new();
+    let mut current = None;
     let mut at = 0;
     while let Some(header) = data.get(at..at + HEADER_BYTES) {
         if &header[..4] != MAGIC {
             break;
         }
-        let len = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
-        let sum = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        let generation = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
+        let len = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as usize;
+        let sum = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
         let Some(body) = data.get(at + HEADER_BYTES..at + HEADER_BYTES + len) else {
             break;
         };
-        if fnv1a64(body) != sum {
+        if checksum(&header[4..12], &header[12..16], body) != sum
+            || current.is_some_and(|g| g != generation)
+        {
             break;
         }
-        let Some(op) = decode_body(dir, body) else {
-            break;
-        };
-        ops.push(op);
+        if body != [KIND_START] {
+            let Some(op) = decode_body(dir, body) else {
+                break;
+            };
+            ops.push(op);
+        }
+        current = Some(generation);
         at += HEADER_BYTES + len;
     }
-    (ops, at)
+    current.map(|g| (g, ops))
 }
 
 /// What [`replay`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayStats {
-    /// Complete records applied.
+    /// The journal's generation (0 for a missing or empty journal); the
+    /// next one must be higher.
+    pub generation: u64,
+    /// Records applied.
     pub records: usize,
-    /// Bytes after the last complete record (a torn tail), ignored.
-    pub torn_bytes: usize,
 }
 
-/// Applies the journal at `path` (if any) to the files it names, makes the
-/// result durable and truncates the journal. `dir` is the queue directory;
-/// files are created with permission bits `mode`.
+/// Applies the journal at `path` (if any) to the files it names and makes
+/// the result durable; then, if it applied anything, truncates the journal
+/// so that nothing is applied twice. `dir` is the queue directory; files
+/// are created with permission bits `mode`.
 ///
 /// Each write goes to a temporary file renamed over its target; a rename
 /// whose source is gone and a removal of a missing file count as already
@@ -187,16 +231,14 @@ pub fn replay(path: &Path, dir: &Path, mode: u32) -> Result<ReplayStats, CommitE
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ReplayStats::default()),
         Err(e) => return Err(io_err("opening journal", path)(e)),
     }
-    if data.is_empty() {
+    let Some((generation, ops)) = decode_all(dir, &data) else {
         return Ok(ReplayStats::default());
-    }
-    let (ops, valid) = decode_all(dir, &data);
-    let torn_bytes = data.len() - valid;
-    if torn_bytes > 0 {
-        log::warn!(
-            "event=journal_torn_tail path={} ignored_bytes={torn_bytes}",
-            path.display()
-        );
+    };
+    if ops.is_empty() {
+        return Ok(ReplayStats {
+            generation,
+            records: 0,
+        });
     }
     let mut dirs = BTreeSet::new();
     for op in &ops {
@@ -207,15 +249,16 @@ pub fn replay(path: &Path, dir: &Path, mode: u32) -> Result<ReplayStats, CommitE
         .write(true)
         .open(path)
         .map_err(io_err("opening journal", path))?;
-    truncate(&j, path)?;
+    j.set_len(0).map_err(io_err("truncating journal", path))?;
+    j.sync_all().map_err(io_err("fsync journal", path))?;
     log::info!(
-        "event=journal_replayed path={} records={}",
+        "event=journal_replayed path={} generation={generation} records={}",
         path.display(),
         ops.len()
     );
     Ok(ReplayStats {
+        generation,
         records: ops.len(),
-        torn_bytes,
     })
 }
 
@@ -274,28 +317,34 @@ fn checkpoint_files(anchor: &Path, dirs: &BTreeSet<PathBuf>) -> Result<(), Commi
     Ok(())
 }
 
-fn truncate(f: &File, path: &Path) -> Result<(), CommitError> {
-    f.set_len(0).map_err(io_err("truncating journal", path))?;
-    f.sync_all().map_err(io_err("fsync journal", path))
-}
-
 /// The open journal of a running committer.
 pub struct Journal {
     path: PathBuf,
     dir: PathBuf,
     file: File,
-    /// Bytes of whole records in the file.
+    generation: u64,
+    /// Bytes of whole records of this generation.
     len: u64,
-    /// Records since the last checkpoint.
+    /// Change records in this generation.
     records: u64,
     /// Directories changed since the last checkpoint.
     dirs: BTreeSet<PathBuf>,
+    /// An append failed: its records may sit after the good ones, so the
+    /// next append first checkpoints into a new generation.
+    failed: bool,
 }
 
 impl Journal {
-    /// Opens (creating) the journal at `path` for the queue directory
-    /// `dir`. Call [`replay`] first: the journal is truncated here.
-    pub fn open(path: &Path, dir: &Path, mode: u32) -> Result<Journal, CommitError> {
+    /// Opens (creating and preallocating) the journal at `path` for the
+    /// queue directory `dir` and starts generation `generation`, which must
+    /// be above any in the file: call [`replay`] first and pass its
+    /// generation plus one.
+    pub fn open(
+        path: &Path,
+        dir: &Path,
+        mode: u32,
+        generation: u64,
+    ) -> Result<Journal, CommitError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -304,25 +353,56 @@ impl Journal {
             .mode(mode)
             .open(path)
             .map_err(io_err("opening journal", path))?;
+        let size = file
+            .metadata()
+            .map_err(io_err("reading size of journal", path))?
+            .len();
+        if size < JOB_JOURNAL_PREALLOC_BYTES {
+            // Written zeros, not fallocate: writing into unwritten extents
+            // would change metadata at every sync.
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = size;
+            while at < JOB_JOURNAL_PREALLOC_BYTES {
+                let n = usize::try_from(JOB_JOURNAL_PREALLOC_BYTES - at)
+                    .map_or(zeros.len(), |rest| rest.min(zeros.len()));
+                file.write_all_at(&zeros[..n], at)
+                    .map_err(io_err("preallocating journal", path))?;
+                at += n as u64;
+            }
+            file.sync_all().map_err(io_err("fsync journal", path))?;
+            fsync_dir(&parent_of(path))?;
+        }
         let mut j = Journal {
             path: path.to_path_buf(),
             dir: dir.to_path_buf(),
             file,
+            generation,
             len: 0,
             records: 0,
             dirs: BTreeSet::new(),
+            failed: false,
         };
-        if j.file.metadata().map(|m| m.len()).unwrap_or(1) != 0 {
-            truncate(&j.file, path)?;
-        }
-        fsync_dir(&parent_of(path))?;
-        j.len = 0;
+        j.start_generation()?;
         Ok(j)
     }
 
-    /// The queue directory (records store paths relative to it).
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    fn start_generation(&mut self) -> Result<(), CommitError> {
+        let mut start = Vec::new();
+        encode_start(self.generation, &mut start);
+        self.file
+            .write_all_at(&start, 0)
+            .map_err(io_err("writing journal", &self.path))?;
+        self.file
+            .sync_data()
+            .map_err(io_err("fdatasync journal", &self.path))?;
+        self.len = start.len() as u64;
+        self.records = 0;
+        Ok(())
+    }
+
+    /// Appends the record of `op` to `out`, in this journal's generation.
+    pub fn encode(&self, op: &FileOp, out: &mut Vec<u8>) {
+        encode(&self.dir, self.generation, op, out);
     }
 
     /// Notes a directory whose entries changed, for the next checkpoint.
@@ -330,13 +410,19 @@ impl Journal {
         self.dirs.insert(dir);
     }
 
-    /// Appends `records` (`count` framed records) and makes them durable
-    /// with one `fdatasync`. On failure the journal is cut back to its
-    /// previous length, so that later records are not hidden behind a torn
-    /// one.
+    /// Appends `records` (`count` framed records, encoded by
+    /// [`Journal::encode`]) and makes them durable with one `fdatasync`.
+    /// After a failure, the next append first checkpoints, so that no
+    /// leftover of the failed records can follow later ones in the same
+    /// generation.
     pub fn append(&mut self, records: &[u8], count: u64) -> Result<(), CommitError> {
         if records.is_empty() {
             return Ok(());
+        }
+        if self.failed {
+            self.records = self.records.max(1);
+            self.checkpoint()?;
+            self.failed = false;
         }
         let result = self
             .file
@@ -347,17 +433,13 @@ impl Journal {
                     .sync_data()
                     .map_err(io_err("fdatasync journal", &self.path))
             });
-        match result {
-            Ok(()) => {
-                self.len += records.len() as u64;
-                self.records += count;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.file.set_len(self.len);
-                Err(e)
-            }
+        if result.is_err() {
+            self.failed = true;
         }
+        result?;
+        self.len += records.len() as u64;
+        self.records += count;
+        Ok(())
     }
 
     /// Whether the journal has grown enough for a checkpoint.
@@ -366,17 +448,16 @@ impl Journal {
     }
 
     /// Makes every applied change durable in the files themselves, then
-    /// empties the journal. On failure the journal is kept whole.
+    /// starts a new generation, which invalidates every record so far. On
+    /// failure the journal is kept whole.
     pub fn checkpoint(&mut self) -> Result<(), CommitError> {
-        if self.len == 0 {
+        if self.records == 0 {
             return Ok(());
         }
         checkpoint_files(&self.dir, &self.dirs)?;
-        truncate(&self.file, &self.path)?;
-        self.len = 0;
-        self.records = 0;
         self.dirs.clear();
-        Ok(())
+        self.generation += 1;
+        self.start_generation()
     }
 }
 
@@ -426,43 +507,60 @@ mod tests {
         let d = Path::new("/var/lib/ganeti/queue");
         let ops = sample(d);
         let mut buf = Vec::new();
+        encode_start(7, &mut buf);
         for op in &ops {
-            encode(d, op, &mut buf);
+            encode(d, 7, op, &mut buf);
         }
         assert!(!buf.windows(6).any(|w| w == b"/var/l"), "relative paths");
-        let (back, used) = decode_all(d, &buf);
-        assert_eq!(used, buf.len());
+        let (generation, back) = decode_all(d, &buf).unwrap();
+        assert_eq!(generation, 7);
         assert_eq!(back.len(), ops.len());
         assert!(ops.iter().zip(&back).all(|(a, b)| same(a, b)));
         // The same records read under a moved queue directory.
         let moved = Path::new("/srv/queue");
-        let (back, _) = decode_all(moved, &buf);
+        let (_, back) = decode_all(moved, &buf).unwrap();
         assert!(same(&back[0], &sample(moved)[0]));
+        assert!(decode_all(d, &[0; 100]).is_none());
+        assert!(decode_all(d, b"").is_none());
     }
 
     #[test]
-    fn torn_tail_and_corruption_stop_reading() {
+    fn torn_tail_corruption_and_older_generations_stop_reading() {
         let d = Path::new("/q");
         let ops = sample(d);
         let mut buf = Vec::new();
+        encode_start(2, &mut buf);
         let mut ends = Vec::new();
         for op in &ops {
-            encode(d, op, &mut buf);
+            encode(d, 2, op, &mut buf);
             ends.push(buf.len());
         }
         // Every cut inside the last record yields the records before it.
         for cut in ends[3]..ends[4] {
-            let (back, used) = decode_all(d, &buf[..cut]);
-            assert_eq!((back.len(), used), (4, ends[3]), "cut at {cut}");
+            let (_, back) = decode_all(d, &buf[..cut]).unwrap();
+            assert_eq!(back.len(), 4, "cut at {cut}");
         }
         // A flipped byte in the third record hides it and all after it.
         let mut bad = buf.clone();
         bad[ends[1] + HEADER_BYTES + 3] ^= 0x40;
-        assert_eq!(decode_all(d, &bad).0.len(), 2);
-        // Zeros (a preallocated or torn region) are no record.
+        assert_eq!(decode_all(d, &bad).unwrap().1.len(), 2);
+        // Zeros (the preallocated rest) are no record.
         let mut zeros = buf[..ends[0]].to_vec();
         zeros.extend_from_slice(&[0; 64]);
-        assert_eq!(decode_all(d, &zeros).0.len(), 1);
+        assert_eq!(decode_all(d, &zeros).unwrap().1.len(), 1);
+        // A new generation written over the start of an older one: the
+        // older records after it are not read.
+        let mut newer = Vec::new();
+        encode_start(3, &mut newer);
+        encode(d, 3, &ops[0], &mut newer);
+        let mut over = buf.clone();
+        over[..newer.len()].copy_from_slice(&newer);
+        // Realign an old record right behind the new ones, as a shorter
+        // rewrite could leave it.
+        let mut aligned = newer.clone();
+        aligned.extend_from_slice(&buf[ends[2]..]);
+        assert_eq!(decode_all(d, &aligned).unwrap().1.len(), 1);
+        assert_eq!(decode_all(d, &over).unwrap().1.len(), 1);
     }
 
     #[test]
@@ -493,13 +591,15 @@ mod tests {
                 data: b"two, final".to_vec(),
             },
         ];
+        encode_start(1, &mut buf);
         for op in &ops {
-            encode(&d, op, &mut buf);
+            encode(&d, 1, op, &mut buf);
         }
         // A torn record after the complete ones.
         let mut torn = Vec::new();
         encode(
             &d,
+            1,
             &FileOp::Write {
                 path: d.join("job-3"),
                 data: b"three".to_vec(),
@@ -510,8 +610,13 @@ mod tests {
         atomic_write(&jpath, &buf, 0o640).unwrap();
 
         let stats = replay(&jpath, &d, 0o640).unwrap();
-        assert_eq!(stats.records, 5);
-        assert_eq!(stats.torn_bytes, torn.len() - 2);
+        assert_eq!(
+            stats,
+            ReplayStats {
+                generation: 1,
+                records: 5
+            }
+        );
         assert_eq!(fs::read(d.join("archive/0/job-1")).unwrap(), b"one");
         assert!(!d.join("job-1").exists());
         assert_eq!(fs::read(d.join("job-2")).unwrap(), b"two, final");

@@ -1457,12 +1457,17 @@ mod tests {
         let id = q.submit(vec![delay(0.001)], Priority::NORMAL).unwrap();
         let done = wait_final(&q, id);
         drop(q);
-        // A clean stop checkpoints: the journal is empty.
-        assert_eq!(fs::metadata(paths.queue_journal_file()).unwrap().len(), 0);
+        // A clean stop checkpoints: the journal holds no change.
+        let qdir = paths.queue_dir();
+        let journal = fs::read(paths.queue_journal_file()).unwrap();
+        assert!(super::super::journal::decode_all(&qdir, &journal)
+            .unwrap()
+            .1
+            .is_empty());
         // Simulate a crash that lost the direct writes of the journaled
         // changes: the records are there, the files are not (or stale).
-        let qdir = paths.queue_dir();
         let mut records = Vec::new();
+        super::super::journal::encode_start(1, &mut records);
         let content = fs::read(paths.queue_job_file(id.0)).unwrap();
         let queued = QueuedJob::new(
             JobId(7),
@@ -1482,7 +1487,7 @@ mod tests {
                 data: b"7\n".to_vec(),
             },
         ] {
-            super::super::journal::encode(&qdir, &op, &mut records);
+            super::super::journal::encode(&qdir, 1, &op, &mut records);
         }
         records.extend_from_slice(b"GJR1\x10\0\0\0torn");
         fs::remove_file(paths.queue_job_file(id.0)).unwrap();
@@ -1496,7 +1501,11 @@ mod tests {
         let next = q.submit(vec![delay(0.001)], Priority::NORMAL).unwrap();
         assert_eq!(next, JobId(8));
         drop(q);
-        assert_eq!(fs::metadata(paths.queue_journal_file()).unwrap().len(), 0);
+        let journal = fs::read(paths.queue_journal_file()).unwrap();
+        assert!(super::super::journal::decode_all(&qdir, &journal)
+            .unwrap()
+            .1
+            .is_empty());
         cleanup(&paths);
     }
 
