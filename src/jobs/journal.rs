@@ -220,7 +220,9 @@ pub struct ReplayStats {
 /// done (a crash may have left any prefix of the direct changes on disk),
 /// and other failures of renames and removals are logged and skipped
 /// (they are journaled before they are tried, so they may have failed at
-/// the time too). A failed write stops the replay with an error.
+/// the time too), as are writes into a directory that no longer exists.
+/// Any other failed write stops the replay with an error: the file may be
+/// torn, and only this record could repair it.
 pub fn replay(path: &Path, dir: &Path, mode: u32) -> Result<ReplayStats, CommitError> {
     let mut data = Vec::new();
     match File::open(path) {
@@ -272,7 +274,18 @@ fn parent_of(path: &Path) -> PathBuf {
 fn apply_replayed(op: &FileOp, mode: u32, dirs: &mut BTreeSet<PathBuf>) -> Result<(), CommitError> {
     match op {
         FileOp::Write { path, data } => {
-            let tmp = super::committer::write_temp(path, data, mode, false)?;
+            let tmp = match super::committer::write_temp(path, data, mode, false) {
+                Ok(tmp) => tmp,
+                // Its directory is gone: the write failed at the time too.
+                Err(CommitError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    log::warn!(
+                        "event=journal_replay_write_skipped path={} error={source}",
+                        path.display()
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             fs::rename(&tmp, path).map_err(|e| {
                 let _ = fs::remove_file(&tmp);
                 io_err("renaming over", path)(e)
