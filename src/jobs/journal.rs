@@ -234,6 +234,12 @@ pub fn replay(path: &Path, dir: &Path, mode: u32) -> Result<ReplayStats, CommitE
         Err(e) => return Err(io_err("opening journal", path)(e)),
     }
     let Some((generation, ops)) = decode_all(dir, &data) else {
+        // No start record (zeros, or one torn while a checkpoint wrote it,
+        // after the files were synced): nothing to apply. Emptying the
+        // file keeps old records from ever matching a reused generation.
+        if data.iter().any(|&b| b != 0) {
+            truncate_file(path)?;
+        }
         return Ok(ReplayStats::default());
     };
     if ops.is_empty() {
@@ -247,12 +253,7 @@ pub fn replay(path: &Path, dir: &Path, mode: u32) -> Result<ReplayStats, CommitE
         apply_replayed(op, mode, &mut dirs)?;
     }
     checkpoint_files(dir, &dirs)?;
-    let j = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_err("opening journal", path))?;
-    j.set_len(0).map_err(io_err("truncating journal", path))?;
-    j.sync_all().map_err(io_err("fsync journal", path))?;
+    truncate_file(path)?;
     log::info!(
         "event=journal_replayed path={} generation={generation} records={}",
         path.display(),
@@ -262,6 +263,15 @@ pub fn replay(path: &Path, dir: &Path, mode: u32) -> Result<ReplayStats, CommitE
         generation,
         records: ops.len(),
     })
+}
+
+fn truncate_file(path: &Path) -> Result<(), CommitError> {
+    let j = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err("opening journal", path))?;
+    j.set_len(0).map_err(io_err("truncating journal", path))?;
+    j.sync_all().map_err(io_err("fsync journal", path))
 }
 
 fn parent_of(path: &Path) -> PathBuf {
