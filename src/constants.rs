@@ -109,6 +109,14 @@ pub const JSTORE_JOBS_PER_ARCHIVE_DIRECTORY: u64 = 10_000;
 pub const JOB_QUEUE_FILES_MODE: u32 = 0o640;
 /// Job and queue directories are created with these bits (0700).
 pub const JOB_QUEUE_DIR_MODE: u32 = 0o700;
+/// A journal checkpoint (flush the job files, empty `queue/journal`) is due
+/// after this many records (see `jobs/journal.rs`).
+pub const JOB_JOURNAL_CHECKPOINT_RECORDS: u64 = 4096;
+/// ... or once the journal holds this many bytes.
+pub const JOB_JOURNAL_CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
+/// Size to which `queue/journal` is preallocated with zeros; above
+/// `JOB_JOURNAL_CHECKPOINT_BYTES` so that a batch rarely grows the file.
+pub const JOB_JOURNAL_PREALLOC_BYTES: u64 = 8 * 1024 * 1024;
 /// Stack of a job worker or committer thread (bytes). Locked in memory by
 /// mlockall, so kept well below the 2 MiB default; logical units do no
 /// deep recursion.

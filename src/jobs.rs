@@ -11,6 +11,8 @@
 //!   format, which is Ganeti 3.0's.
 //! * [`committer`] (`jobs/committer.rs`): group commit, making every change
 //!   durable before anyone hears of it, many changes per flush.
+//! * [`journal`] (`jobs/journal.rs`): the write-ahead journal of the
+//!   default sync mode, its record format and its replay at startup.
 //! * [`pool`] (`jobs/pool.rs`): worker threads taking runnable jobs by
 //!   priority, with deferral (design 2.3).
 //! * [`processor`] (`jobs/processor.rs`): the [`JobExecutor`] trait and the
@@ -27,6 +29,7 @@
 pub mod archive;
 pub mod committer;
 pub mod file;
+pub mod journal;
 pub mod pool;
 pub mod processor;
 pub mod queue;

@@ -190,6 +190,10 @@ impl Paths {
     pub fn queue_version_file(&self) -> PathBuf {
         self.queue_dir().join("version")
     }
+    /// `/var/lib/ganeti/queue/journal`: the committer's write-ahead journal.
+    pub fn queue_journal_file(&self) -> PathBuf {
+        self.queue_dir().join("journal")
+    }
     /// `/var/lib/ganeti/queue/drain`: present while submissions are refused.
     pub fn queue_drain_file(&self) -> PathBuf {
         self.queue_dir().join("drain")
