@@ -190,7 +190,9 @@ impl Processor {
         &self.store
     }
 
-    /// Runs `op` for `owner` at `priority`, sending log lines to `feedback`.
+    /// Runs `op` for `owner` at `priority`, sending log lines to `feedback`
+    /// and calling `locks_acquired` once its locks are held (the job turns
+    /// from waiting to running).
     /// Locks are always released before this returns.
     pub fn execute(
         &self,
@@ -199,8 +201,16 @@ impl Processor {
         priority: Priority,
         when_exhausted: WhenExhausted,
         feedback: &mut dyn FnMut(String),
+        locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome {
-        let outcome = self.run_phases(owner, op, priority, when_exhausted, feedback);
+        let outcome = self.run_phases(
+            owner,
+            op,
+            priority,
+            when_exhausted,
+            feedback,
+            locks_acquired,
+        );
         if let Err(e) = self.locks.release_all(owner) {
             log::error!(
                 "releasing locks of owner {} after {}: {e}",
@@ -218,6 +228,7 @@ impl Processor {
         priority: Priority,
         when_exhausted: WhenExhausted,
         feedback: &mut dyn FnMut(String),
+        locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome {
         let mut lu = match logical_unit_for(op) {
             Ok(lu) => lu,
@@ -261,6 +272,7 @@ impl Processor {
                 Err(e) => return OpOutcome::Failed(LuError::Locking(e.to_string())),
             }
         }
+        locks_acquired();
         let snapshot = self.store.snapshot();
         if let Err(e) = lu.check_prereq(&snapshot) {
             return OpOutcome::Failed(e);
@@ -332,6 +344,7 @@ mod tests {
             Priority::default(),
             WhenExhausted::Block,
             &mut |l| log.push(l),
+            &mut || {},
         );
         (out, log)
     }

@@ -31,13 +31,15 @@ pub enum OpOutcome {
 pub trait JobExecutor: Send + Sync {
     /// Executes opcode `op_index` of job `job`, whose input is `input`.
     /// `feedback` appends a line to the job's log, visible to clients once
-    /// it is durable.
+    /// it is durable. The opcode is `waiting` (for its locks) until the
+    /// executor calls `locks_acquired`, then `running` (Ganeti's states).
     fn execute_op(
         &self,
         job: JobId,
         op_index: usize,
         input: &Value,
         feedback: &mut dyn FnMut(LogType, String),
+        locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome;
 }
 
@@ -65,7 +67,9 @@ impl JobExecutor for TestDelayExecutor {
         _op_index: usize,
         input: &Value,
         feedback: &mut dyn FnMut(LogType, String),
+        locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome {
+        locks_acquired();
         if super::file::op_id(input) != Some("OP_TEST_DELAY") {
             return OpOutcome::Failed(encode_error(
                 "OpExecError",
@@ -126,6 +130,7 @@ impl JobExecutor for LuExecutor {
         _op_index: usize,
         input: &Value,
         feedback: &mut dyn FnMut(LogType, String),
+        locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome {
         use crate::cmdlib::OpOutcome as Lu;
         use crate::locking::retry::WhenExhausted;
@@ -138,10 +143,14 @@ impl JobExecutor for LuExecutor {
         let priority = Priority(i32::try_from(prio).unwrap_or(0));
         let when_exhausted = WhenExhausted::for_priority(priority);
         let mut log = |line: String| feedback(LogType::Message, line);
-        match self
-            .processor
-            .execute(OwnerId(job.0), &op, priority, when_exhausted, &mut log)
-        {
+        match self.processor.execute(
+            OwnerId(job.0),
+            &op,
+            priority,
+            when_exhausted,
+            &mut log,
+            locks_acquired,
+        ) {
             Lu::Success(v) => OpOutcome::Success(v),
             Lu::Failed(e) => OpOutcome::Failed(e.encode()),
             Lu::Deferred => OpOutcome::Deferred {
@@ -166,6 +175,7 @@ mod tests {
             0,
             &json!({"OP_ID": "OP_TEST_DELAY", "duration": 0}),
             &mut fb,
+            &mut || {},
         );
         assert_eq!(
             zero,
@@ -179,6 +189,7 @@ mod tests {
             0,
             &json!({"OP_ID": "OP_TEST_DELAY", "duration": 0.001, "repeat": 1}),
             &mut fb,
+            &mut || {},
         );
         assert_eq!(ok, OpOutcome::Success(Value::Null));
         assert_eq!(lines.len(), 4);
@@ -187,6 +198,7 @@ mod tests {
             0,
             &json!({"OP_ID": "OP_CLUSTER_VERIFY"}),
             &mut |_, _| {},
+            &mut || {},
         );
         assert!(matches!(other, OpOutcome::Failed(_)));
     }

@@ -414,9 +414,9 @@ impl Shared {
             }
         }
 
-        // Start the opcode: its running status must be durable before it
-        // executes, so that a crash from here on is recovered as
-        // "interrupted", never re-run.
+        // Start the opcode: it is "waiting" (for its locks, Ganeti's state)
+        // and that must be durable before any of its code runs, so that a
+        // crash from here on is recovered as "interrupted", never re-run.
         let e = st
             .jobs
             .get_mut(&id)
@@ -424,8 +424,7 @@ impl Shared {
         e.place = Place::Running;
         mark_started(&mut e.job, idx);
         let op = &mut e.job.ops[idx];
-        op.status = OpStatus::Running;
-        op.exec_timestamp = Some(Timestamp::now());
+        op.status = OpStatus::Waiting;
         let input = op.input.clone();
         let durable = self.persist(&mut st, &[id], Vec::new(), AfterCommit::Publish);
         drop(st);
@@ -451,7 +450,21 @@ impl Shared {
                 let _ = shared.persist(&mut st, &[id], Vec::new(), AfterCommit::Publish);
             }
         };
-        let outcome = self.executor.execute_op(id, idx, &input, &mut feedback);
+        // Locks held: "running" from now on. Recovery treats waiting and
+        // running alike, so this change need not be waited for.
+        let shared = Arc::clone(self);
+        let mut locks_acquired = move || {
+            let mut st = lock(&shared.state);
+            if let Some(e) = st.jobs.get_mut(&id) {
+                let op = &mut e.job.ops[idx];
+                op.status = OpStatus::Running;
+                op.exec_timestamp = Some(Timestamp::now());
+                let _ = shared.persist(&mut st, &[id], Vec::new(), AfterCommit::Publish);
+            }
+        };
+        let outcome = self
+            .executor
+            .execute_op(id, idx, &input, &mut feedback, &mut locks_acquired);
 
         let mut st = lock(&self.state);
         let Some(e) = st.jobs.get_mut(&id) else {
@@ -1280,10 +1293,12 @@ mod tests {
             op_index: usize,
             input: &Value,
             feedback: &mut dyn FnMut(LogType, String),
+            locks_acquired: &mut dyn FnMut(),
         ) -> OpOutcome {
             self.order.lock().unwrap().push(job);
             match super::super::file::op_id(input) {
                 Some("OP_TEST_GATE") => {
+                    locks_acquired();
                     let mut open = self.open.lock().unwrap();
                     while !*open {
                         open = self.cv.wait(open).unwrap();
@@ -1299,7 +1314,7 @@ mod tests {
                         OpOutcome::Success(Value::Null)
                     }
                 }
-                _ => TestDelayExecutor.execute_op(job, op_index, input, feedback),
+                _ => TestDelayExecutor.execute_op(job, op_index, input, feedback, locks_acquired),
             }
         }
     }

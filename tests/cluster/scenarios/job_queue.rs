@@ -287,3 +287,81 @@ fn masterd_killed_mid_flight_loses_no_job() {
         });
     }
 }
+
+/// A job blocked on its locks is "waiting" (Ganeti's state) and shows in
+/// `gnt-debug locks` as pending; it runs once the holder is done.
+#[test]
+fn jobs_wait_for_locks() {
+    let c = TestCluster::new(1);
+    started(&c);
+    let holder = c
+        .run(
+            "node1",
+            "gnt-debug",
+            &["delay", "--submit", "--print-jobid", "1"],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    c.wait_for("the delay to run", Duration::from_secs(10), || {
+        c.run(
+            "node1",
+            "gnt-job",
+            &["list", "--no-headers", "-o", "status", &holder],
+        )
+        .stdout
+        .trim()
+            == "running"
+    });
+    let waiter = c
+        .run(
+            "node1",
+            "gnt-cluster",
+            &[
+                "modify",
+                "--submit",
+                "--print-jobid",
+                "--mac-prefix",
+                "aa:00:01",
+            ],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    c.wait_for("the modify to wait", Duration::from_secs(10), || {
+        c.run(
+            "node1",
+            "gnt-job",
+            &["list", "--no-headers", "-o", "status", &waiter],
+        )
+        .stdout
+        .trim()
+            == "waiting"
+    });
+    let locks = c
+        .run(
+            "node1",
+            "gnt-debug",
+            &["locks", "--separator", "|", "--no-headers"],
+        )
+        .ok()
+        .stdout;
+    assert!(
+        locks
+            .lines()
+            .any(|l| l == format!("cluster/BGL|shared|job/{holder}|exclusive:job/{waiter}")),
+        "{locks}"
+    );
+    c.run("node1", "gnt-job", &["wait", &waiter]).ok();
+    let status = c
+        .run(
+            "node1",
+            "gnt-job",
+            &["list", "--no-headers", "-o", "status", &holder, &waiter],
+        )
+        .ok()
+        .stdout;
+    assert_eq!(status, "success\nsuccess\n");
+}
