@@ -277,11 +277,14 @@ struct ListingProgram {
 enum ListingCommand {
     List(ListCmd),
     ListFields(ListFieldsCmd),
+    ListTags(super::tags::ObjectListTagsArgs),
+    AddTags(super::tags::AddTagsArgs),
+    RemoveTags(super::tags::RemoveTagsArgs),
 }
 
-/// A `gnt-*` program of which only `list` and `list-fields` are built:
-/// those run against masterd's query socket; Ganeti's other commands say
-/// they are not built yet and which issue brings them.
+/// A `gnt-*` program of which only `list`, `list-fields` and the tag
+/// commands are built; Ganeti's other commands say they are not built yet
+/// and which issue brings them.
 pub fn listing_program(
     program: &str,
     args: &[String],
@@ -290,20 +293,25 @@ pub fn listing_program(
     ganeti_commands: &[&str],
     comes_with: &str,
 ) -> u8 {
-    if let Some(code) = refuse_unbuilt(
-        program,
-        args,
-        &["list", "list-fields"],
-        ganeti_commands,
-        comes_with,
-    ) {
+    let built = [
+        "list",
+        "list-fields",
+        "list-tags",
+        "add-tags",
+        "remove-tags",
+    ];
+    if let Some(code) = refuse_unbuilt(program, args, &built, ganeti_commands, comes_with) {
         return code;
     }
     let cmd: ListingProgram = match super::parse_args(program, args, &['o']) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut client = match super::connect_master(super::MasterSocket::Query) {
+    let socket = match cmd.command {
+        ListingCommand::AddTags(_) | ListingCommand::RemoveTags(_) => super::MasterSocket::Master,
+        _ => super::MasterSocket::Query,
+    };
+    let mut client = match super::connect_master(socket) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -311,6 +319,16 @@ pub fn listing_program(
         NameKind::Numeric
     } else {
         NameKind::Text
+    };
+    let tag_kind = match resource {
+        Resource::Node => "node",
+        Resource::Instance => "instance",
+        _ => "nodegroup",
+    };
+    let tag_opts = |submit_only: bool, print_jobid: bool| super::job::SubmitOpts {
+        submit_only,
+        print_jobid,
+        ..Default::default()
     };
     match cmd.command {
         ListingCommand::List(l) => {
@@ -323,5 +341,28 @@ pub fn listing_program(
             f.no_headers,
             f.separator.as_deref(),
         ),
+        ListingCommand::ListTags(a) => super::tags::list(&mut client, tag_kind, Some(&a.name)),
+        ListingCommand::AddTags(a) => {
+            let opts = tag_opts(a.submit, a.print_jobid);
+            super::tags::change_object_tags(
+                &mut client,
+                "OP_TAGS_SET",
+                tag_kind,
+                &a.tags,
+                a.from.as_deref(),
+                &opts,
+            )
+        }
+        ListingCommand::RemoveTags(a) => {
+            let opts = tag_opts(a.submit, a.print_jobid);
+            super::tags::change_object_tags(
+                &mut client,
+                "OP_TAGS_DEL",
+                tag_kind,
+                &a.tags,
+                a.from.as_deref(),
+                &opts,
+            )
+        }
     }
 }

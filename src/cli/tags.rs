@@ -8,7 +8,7 @@ use crate::luxi::Method;
 use serde_json::{json, Value};
 
 #[derive(argh::FromArgs, Debug)]
-/// Adds tags to the object.
+/// Adds tags (gnt-cluster: TAG...; others: NAME TAG...).
 #[argh(subcommand, name = "add-tags")]
 pub struct AddTagsArgs {
     /// read more tags from this file ("-": stdin), one per line
@@ -20,13 +20,13 @@ pub struct AddTagsArgs {
     /// print the job id on stdout
     #[argh(switch)]
     pub print_jobid: bool,
-    /// the tags
+    /// the object's name (except for the cluster), then the tags
     #[argh(positional)]
     pub tags: Vec<String>,
 }
 
 #[derive(argh::FromArgs, Debug)]
-/// Removes tags from the object.
+/// Removes tags (gnt-cluster: TAG...; others: NAME TAG...).
 #[argh(subcommand, name = "remove-tags")]
 pub struct RemoveTagsArgs {
     /// read more tags from this file ("-": stdin), one per line
@@ -38,9 +38,43 @@ pub struct RemoveTagsArgs {
     /// print the job id on stdout
     #[argh(switch)]
     pub print_jobid: bool,
-    /// the tags
+    /// the object's name (except for the cluster), then the tags
     #[argh(positional)]
     pub tags: Vec<String>,
+}
+
+#[derive(argh::FromArgs, Debug)]
+/// Lists the tags of an object.
+#[argh(subcommand, name = "list-tags")]
+pub struct ObjectListTagsArgs {
+    /// the object's name
+    #[argh(positional)]
+    pub name: String,
+}
+
+/// `add-tags`/`remove-tags` for a named object: the first argument is the
+/// object, the rest (and `--from`) the tags. Returns the exit code.
+pub fn change_object_tags(
+    client: &mut Client,
+    op_id: &str,
+    kind: &str,
+    args: &[String],
+    from: Option<&str>,
+    opts: &SubmitOpts,
+) -> u8 {
+    let Some((name, tags)) = args.split_first() else {
+        eprintln!("The object's name is missing");
+        return EXIT_FAILURE;
+    };
+    let mut tags = tags.to_vec();
+    match tags_from_file(from) {
+        Ok(extra) => tags.extend(extra),
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_FAILURE;
+        }
+    }
+    change(client, op_id, kind, Some(name), tags, opts)
 }
 
 /// Reads extra tags from `--from FILE` (`-` for stdin), one per line.

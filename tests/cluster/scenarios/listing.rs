@@ -69,6 +69,49 @@ fn list_commands_follow_ganeti() {
         .run("node1", "gnt-node", &["list", "-F", "name == "])
         .failed();
     assert!(r.stderr.contains("Error"), "{}", r.stderr);
+    // Tags of named objects.
+    c.run(
+        "node1",
+        "gnt-node",
+        &["add-tags", "node1", "rack:a1", "ssd"],
+    )
+    .ok();
+    assert_eq!(
+        c.run("node1", "gnt-node", &["list-tags", "node1"])
+            .ok()
+            .stdout,
+        "rack:a1\nssd\n"
+    );
+    c.run("node1", "gnt-node", &["remove-tags", "node1", "ssd"])
+        .ok();
+    assert_eq!(
+        c.run("node1", "gnt-node", &["list-tags", "node1"])
+            .ok()
+            .stdout,
+        "rack:a1\n"
+    );
+    c.run("node1", "gnt-group", &["add-tags", "default", "dc1"])
+        .ok();
+    assert_eq!(
+        c.run("node1", "gnt-group", &["list-tags", "default"])
+            .ok()
+            .stdout,
+        "dc1\n"
+    );
+    let r = c
+        .run("node1", "gnt-node", &["add-tags", "ghost", "x"])
+        .failed();
+    assert!(r.stderr.contains("ghost"), "{}", r.stderr);
+    let out = c
+        .run(
+            "node1",
+            "gnt-node",
+            &["list", "--no-headers", "-o", "name,tags"],
+        )
+        .ok()
+        .stdout;
+    assert_eq!(out, "node1 rack:a1\n");
+
     // Commands not built yet say so.
     let r = c.run("node1", "gnt-node", &["add", "node2"]);
     assert_eq!(r.code, 2);
