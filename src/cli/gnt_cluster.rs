@@ -271,24 +271,24 @@ pub fn main(program: &str, args: &[String]) -> u8 {
         Command::Modify(a) => with_master(|c| modify(c, &a)),
         Command::ListTags(_) => with_master(|c| super::tags::list(c, "cluster", None)),
         Command::AddTags(a) => with_master(|c| {
-            change_tags(
-                c,
-                "OP_TAGS_SET",
-                a.from.as_deref(),
-                a.tags.clone(),
-                a.submit,
-                a.print_jobid,
-            )
+            let args = TagChangeArgs {
+                from: a.from.as_deref(),
+                tags: &a.tags,
+                submit: a.submit,
+                print_jobid: a.print_jobid,
+                priority: a.priority.as_deref(),
+            };
+            change_tags(c, "OP_TAGS_SET", args)
         }),
         Command::RemoveTags(a) => with_master(|c| {
-            change_tags(
-                c,
-                "OP_TAGS_DEL",
-                a.from.as_deref(),
-                a.tags.clone(),
-                a.submit,
-                a.print_jobid,
-            )
+            let args = TagChangeArgs {
+                from: a.from.as_deref(),
+                tags: &a.tags,
+                submit: a.submit,
+                print_jobid: a.print_jobid,
+                priority: a.priority.as_deref(),
+            };
+            change_tags(c, "OP_TAGS_DEL", args)
         }),
         Command::SearchTags(a) => with_master(|c| super::tags::search(c, &a.pattern)),
     }
@@ -347,25 +347,27 @@ fn with_master(f: impl FnOnce(&mut Client) -> u8) -> u8 {
     }
 }
 
-fn change_tags(
-    client: &mut Client,
-    op_id: &str,
-    from: Option<&str>,
-    mut tags: Vec<String>,
-    submit_only: bool,
+/// The arguments `add-tags` and `remove-tags` share.
+struct TagChangeArgs<'a> {
+    from: Option<&'a str>,
+    tags: &'a [String],
+    submit: bool,
     print_jobid: bool,
-) -> u8 {
-    match super::tags::tags_from_file(from) {
+    priority: Option<&'a str>,
+}
+
+fn change_tags(client: &mut Client, op_id: &str, a: TagChangeArgs<'_>) -> u8 {
+    let mut tags = a.tags.to_vec();
+    match super::tags::tags_from_file(a.from) {
         Ok(extra) => tags.extend(extra),
         Err(e) => {
             eprintln!("{e}");
             return EXIT_FAILURE;
         }
     }
-    let opts = SubmitOpts {
-        submit_only,
-        print_jobid,
-        ..Default::default()
+    let opts = match super::tags::tag_job_opts(a.submit, a.print_jobid, a.priority) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     super::tags::change(client, op_id, "cluster", None, tags, &opts)
 }

@@ -325,11 +325,6 @@ pub fn listing_program(
         Resource::Instance => "instance",
         _ => "nodegroup",
     };
-    let tag_opts = |submit_only: bool, print_jobid: bool| super::job::SubmitOpts {
-        submit_only,
-        print_jobid,
-        ..Default::default()
-    };
     match cmd.command {
         ListingCommand::List(l) => {
             generic_list(&mut client, resource, defaults, &l.to_args(), name_kind)
@@ -343,7 +338,11 @@ pub fn listing_program(
         ),
         ListingCommand::ListTags(a) => super::tags::list(&mut client, tag_kind, Some(&a.name)),
         ListingCommand::AddTags(a) => {
-            let opts = tag_opts(a.submit, a.print_jobid);
+            let opts =
+                match super::tags::tag_job_opts(a.submit, a.print_jobid, a.priority.as_deref()) {
+                    Ok(o) => o,
+                    Err(code) => return code,
+                };
             super::tags::change_object_tags(
                 &mut client,
                 "OP_TAGS_SET",
@@ -354,7 +353,11 @@ pub fn listing_program(
             )
         }
         ListingCommand::RemoveTags(a) => {
-            let opts = tag_opts(a.submit, a.print_jobid);
+            let opts =
+                match super::tags::tag_job_opts(a.submit, a.print_jobid, a.priority.as_deref()) {
+                    Ok(o) => o,
+                    Err(code) => return code,
+                };
             super::tags::change_object_tags(
                 &mut client,
                 "OP_TAGS_DEL",

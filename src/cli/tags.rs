@@ -20,6 +20,9 @@ pub struct AddTagsArgs {
     /// print the job id on stdout
     #[argh(switch)]
     pub print_jobid: bool,
+    /// job priority: low, normal or high
+    #[argh(option)]
+    pub priority: Option<String>,
     /// the object's name (except for the cluster), then the tags
     #[argh(positional)]
     pub tags: Vec<String>,
@@ -38,6 +41,9 @@ pub struct RemoveTagsArgs {
     /// print the job id on stdout
     #[argh(switch)]
     pub print_jobid: bool,
+    /// job priority: low, normal or high
+    #[argh(option)]
+    pub priority: Option<String>,
     /// the object's name (except for the cluster), then the tags
     #[argh(positional)]
     pub tags: Vec<String>,
@@ -172,4 +178,26 @@ pub fn search(client: &mut Client, pattern: &str) -> u8 {
         }
         Err(e) => report(&e),
     }
+}
+
+/// The job options of `add-tags`/`remove-tags`; prints the error and
+/// returns the exit code for a bad `--priority`.
+pub fn tag_job_opts(
+    submit_only: bool,
+    print_jobid: bool,
+    priority: Option<&str>,
+) -> Result<SubmitOpts, u8> {
+    let priority = priority
+        .map(super::job::parse_priority)
+        .transpose()
+        .map_err(|e| {
+            eprintln!("{e}");
+            EXIT_FAILURE
+        })?;
+    Ok(SubmitOpts {
+        submit_only,
+        print_jobid,
+        priority,
+        dry_run: false,
+    })
 }
