@@ -487,6 +487,18 @@ fn apply_request(
     failed: &HashMap<PathBuf, CommitError>,
     journal: &mut Journal,
 ) -> Result<(), CommitError> {
+    apply_ops(req, failed, &mut |dir| journal.touched_dir(dir))
+}
+
+/// Applies a request's renames and removals (its writes were staged
+/// before): the first error is the request's result, but later steps still
+/// run, as the batch's other requests expect. `touched` learns each
+/// directory that needs an fsync.
+fn apply_ops(
+    req: &Request,
+    failed: &HashMap<PathBuf, CommitError>,
+    touched: &mut dyn FnMut(PathBuf),
+) -> Result<(), CommitError> {
     let mut r = Ok(());
     for op in &req.ops {
         let step = match op {
@@ -495,12 +507,12 @@ fn apply_request(
                 None => Ok(()),
             },
             FileOp::Rename { from, to } => {
-                journal.touched_dir(parent_of(from));
-                journal.touched_dir(parent_of(to));
+                touched(parent_of(from));
+                touched(parent_of(to));
                 fs::rename(from, to).map_err(io_err("renaming", from))
             }
             FileOp::Remove { path } => {
-                journal.touched_dir(parent_of(path));
+                touched(parent_of(path));
                 match fs::remove_file(path) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
                         Err(io_err("removing", path)(e))
@@ -619,33 +631,9 @@ fn rename_staged(
     let results = batch
         .iter()
         .map(|req| {
-            let mut r = Ok(());
-            for op in &req.ops {
-                let step = match op {
-                    FileOp::Write { path, .. } => match failed.get(path) {
-                        Some(e) => Err(e.clone()),
-                        None => Ok(()),
-                    },
-                    FileOp::Rename { from, to } => {
-                        dirs.insert(parent_of(from));
-                        dirs.insert(parent_of(to));
-                        fs::rename(from, to).map_err(io_err("renaming", from))
-                    }
-                    FileOp::Remove { path } => {
-                        dirs.insert(parent_of(path));
-                        match fs::remove_file(path) {
-                            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                                Err(io_err("removing", path)(e))
-                            }
-                            _ => Ok(()),
-                        }
-                    }
-                };
-                if r.is_ok() {
-                    r = step;
-                }
-            }
-            r
+            apply_ops(req, &failed, &mut |dir| {
+                dirs.insert(dir);
+            })
         })
         .collect();
     (batch, results, dirs)
@@ -663,7 +651,8 @@ fn take_batch(requests: &mut Vec<Request>) -> Vec<Request> {
     std::mem::replace(requests, rest)
 }
 
-fn parent_of(path: &Path) -> PathBuf {
+/// The directory holding `path` (`.` for a bare name).
+pub(crate) fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

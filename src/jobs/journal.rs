@@ -38,7 +38,7 @@
 //! fails its checksum or belongs to another generation (zeros, a write torn
 //! by a crash, or the rest of an older generation).
 
-use super::committer::{CommitError, FileOp};
+use super::committer::{parent_of, CommitError, FileOp};
 use crate::constants::{
     JOB_JOURNAL_CHECKPOINT_BYTES, JOB_JOURNAL_CHECKPOINT_RECORDS, JOB_JOURNAL_PREALLOC_BYTES,
 };
@@ -272,13 +272,6 @@ fn truncate_file(path: &Path) -> Result<(), CommitError> {
         .map_err(io_err("opening journal", path))?;
     j.set_len(0).map_err(io_err("truncating journal", path))?;
     j.sync_all().map_err(io_err("fsync journal", path))
-}
-
-fn parent_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 fn apply_replayed(op: &FileOp, mode: u32, dirs: &mut BTreeSet<PathBuf>) -> Result<(), CommitError> {
