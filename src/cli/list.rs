@@ -92,20 +92,14 @@ pub fn generic_list(
             return EXIT_FAILURE;
         }
     };
-    let answer = match client.call(Method::Query, json!([resource.wire_name(), fields, filter])) {
-        Ok(v) => v,
-        Err(e) => return report_luxi_error(&e),
-    };
-    let response: QueryResponse = match serde_json::from_value(answer) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("Malformed query answer from the master daemon: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    if let Some(w) = unknown_fields_warning(&response.fields) {
-        eprintln!("{w}");
-    }
+    let call_args = json!([resource.wire_name(), fields, filter]);
+    let response: QueryResponse =
+        match ask(client, Method::Query, call_args, |r: &QueryResponse| {
+            &r.fields
+        }) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
     let opts = ListOptions {
         separator: args.separator.clone(),
         header: !args.no_headers,
@@ -124,6 +118,30 @@ pub fn generic_list(
     }
 }
 
+/// Calls a query method and decodes its answer, warning about unknown
+/// fields as Ganeti does; on failure prints why and gives the exit code.
+fn ask<T: serde::de::DeserializeOwned>(
+    client: &mut Client,
+    method: Method,
+    args: Value,
+    fields: impl Fn(&T) -> &Vec<crate::query::FieldDefinition>,
+) -> Result<T, u8> {
+    let answer = client
+        .call(method, args)
+        .map_err(|e| report_luxi_error(&e))?;
+    let response: T = serde_json::from_value(answer).map_err(|e| {
+        eprintln!(
+            "Malformed answer to {} from the master daemon: {e}",
+            method.name()
+        );
+        EXIT_FAILURE
+    })?;
+    if let Some(w) = unknown_fields_warning(fields(&response)) {
+        eprintln!("{w}");
+    }
+    Ok(response)
+}
+
 /// `list-fields [FIELD…]`.
 #[allow(clippy::print_stdout)]
 pub fn generic_list_fields(
@@ -138,20 +156,16 @@ pub fn generic_list_fields(
     } else {
         json!(fields)
     };
-    let answer = match client.call(Method::QueryFields, json!([resource.wire_name(), fields])) {
-        Ok(v) => v,
-        Err(e) => return report_luxi_error(&e),
-    };
-    let response: QueryFieldsResponse = match serde_json::from_value(answer) {
+    let args = json!([resource.wire_name(), fields]);
+    let response: QueryFieldsResponse = match ask(
+        client,
+        Method::QueryFields,
+        args,
+        |r: &QueryFieldsResponse| &r.fields,
+    ) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("Malformed field list from the master daemon: {e}");
-            return EXIT_FAILURE;
-        }
+        Err(code) => return code,
     };
-    if let Some(w) = unknown_fields_warning(&response.fields) {
-        eprintln!("{w}");
-    }
     for line in format_list_fields(&response, !no_headers, separator) {
         println!("{line}");
     }
