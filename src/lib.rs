@@ -45,6 +45,8 @@ pub mod net;
 pub mod opcodes;
 // Every on-disk path, derived from one root (`GANETI_ROOTDIR`).
 pub mod paths;
+// Node RPC: mutual-TLS HTTPS between master and noded; procedures, client fan-out, server.
+pub mod rpc;
 // Query2: field definitions, the filter language and the query engine over the config.
 pub mod query;
 // `ssconf_*` files: small per-node files written from the master, read everywhere.

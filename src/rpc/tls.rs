@@ -1,0 +1,1 @@
+//! See [`super`]; built in issue 4.
