@@ -60,7 +60,8 @@ pub fn decode(text: &str) -> Result<Vec<u8>, String> {
             };
             n = (n << 6) | v;
         }
-        let triple = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        let triple = n.to_be_bytes();
+        let triple = [triple[1], triple[2], triple[3]];
         out.extend_from_slice(&triple[..3 - pad]);
     }
     Ok(out)
