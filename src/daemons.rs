@@ -74,6 +74,17 @@ pub struct DaemonArgs {
     /// port to listen on (default: the daemon's port from the constants)
     #[argh(option, short = 'p')]
     pub port: Option<u16>,
+    /// ganeti-masterd: start without asking the other nodes whether this
+    /// node is the master (two-node clusters; needs --yes-do-it)
+    #[argh(switch)]
+    pub no_voting: bool,
+    /// ganeti-masterd: confirm --no-voting
+    #[argh(switch)]
+    pub yes_do_it: bool,
+    /// ganeti-noded: what `gnt-node powercycle` does: "reboot" (default) or
+    /// "record:PATH" (append a line to PATH instead; for test clusters)
+    #[argh(option)]
+    pub powercycle_action: Option<String>,
 }
 
 /// Why a daemon could not start or stopped with an error.
@@ -743,6 +754,7 @@ mod tests {
                 no_mlock: true,
                 bind: Some("127.0.0.2".into()),
                 port: Some(1811),
+                ..DaemonArgs::default()
             }
         );
         let help =

@@ -35,6 +35,8 @@ pub mod daemons;
 pub mod error;
 // The persistent job queue: job files, group commit, priority worker pool, recovery.
 pub mod jobs;
+// The node-join protocol: one-time tokens, mutual proof, then secrets over mutual TLS.
+pub mod join;
 // Lock levels, the lock manager (BGL, level order, retries) and the one acquisition order.
 pub mod locking;
 // LUXI: framing, client and server side of the masterd unix socket protocol.

@@ -145,6 +145,28 @@ pub trait NodeRpc: Send + Sync {
         timeout: Duration,
     ) -> Vec<(String, NodeResult)>;
 
+    /// Calls a join procedure on one node **without** pinning its
+    /// certificate; returns the result and the SHA-256 (hex) of the
+    /// certificate the node presented, for the join protocol to check.
+    fn join_call(
+        &self,
+        procedure: &str,
+        target: &Target,
+        args: &Value,
+        timeout: Duration,
+    ) -> Result<(Value, String), RpcError> {
+        let _ = (procedure, args, timeout);
+        Err(RpcError::Protocol {
+            node: target.name.clone(),
+            message: "this RPC client cannot join nodes".into(),
+        })
+    }
+
+    /// SHA-256 (hex) of the client certificate this caller presents.
+    fn own_cert_sha256(&self) -> String {
+        String::new()
+    }
+
     /// Calls `procedure` with the same arguments on every target.
     fn call(
         &self,
