@@ -58,6 +58,8 @@ pub struct InitOptions {
     pub shared_file_storage_dir: Option<String>,
     /// Add this node to the hosts file (`--no-etc-hosts` turns it off).
     pub modify_etc_hosts: bool,
+    /// `--use-external-mip-script yes|no`.
+    pub use_external_mip_script: Option<String>,
     /// `--mac-prefix`.
     pub mac_prefix: Option<String>,
     /// `-C/--candidate-pool-size`.
@@ -624,6 +626,11 @@ pub fn init_cluster(
         .unwrap_or(constants::DEFAULT_CANDIDATE_POOL_SIZE);
     params.default_iallocator = opts.default_iallocator.clone().unwrap_or_default();
     params.modify_etc_hosts = opts.modify_etc_hosts;
+    params.use_external_mip_script = yes_no(
+        "--use-external-mip-script",
+        &opts.use_external_mip_script,
+        false,
+    )?;
     // Nodes join with a token over TLS (issue 4); SSH setup is never touched.
     params.modify_ssh_setup = false;
     params.volume_group_name = vg_name;

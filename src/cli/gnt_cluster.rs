@@ -191,6 +191,10 @@ struct InitArgs {
     /// do not add this node to /etc/hosts
     #[argh(switch)]
     no_etc_hosts: bool,
+    /// yes: set the master IP up and down with /etc/ganeti/scripts/master-ip-setup
+    /// instead of the built-in `ip address` commands (default no)
+    #[argh(option)]
+    use_external_mip_script: Option<String>,
     /// accepted for compatibility: ganeti-rs never edits SSH setup
     #[argh(switch)]
     no_ssh_init: bool,
@@ -316,6 +320,7 @@ fn init(paths: &Paths, a: Box<InitArgs>) -> u8 {
         file_storage_dir: a.file_storage_dir,
         shared_file_storage_dir: a.shared_file_storage_dir,
         modify_etc_hosts: !a.no_etc_hosts,
+        use_external_mip_script: a.use_external_mip_script,
         mac_prefix: a.mac_prefix,
         candidate_pool_size: a.candidate_pool_size,
         default_iallocator: a.default_iallocator,

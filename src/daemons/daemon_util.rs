@@ -193,7 +193,48 @@ fn start(paths: &Paths, daemon: &'static str, extra: &[String]) -> u8 {
     }
     // Same binary, same environment: the entry re-runs us as `daemon` in
     // the background and waits until it is ready.
-    entry(daemon, extra)
+    let mut args = default_args(paths, daemon);
+    args.extend_from_slice(extra);
+    entry(daemon, &args)
+}
+
+/// The daemon's arguments from `/etc/default/ganeti` (under the root), as
+/// Ganeti's daemon-util reads them: `NODED_ARGS="…"` for `ganeti-noded`,
+/// `MASTERD_ARGS` for `ganeti-masterd`, and so on. A missing file or
+/// variable means no arguments.
+pub fn default_args(paths: &Paths, daemon: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(paths.under_root("/etc/default/ganeti")).unwrap_or_default();
+    args_from_defaults(&text, daemon)
+}
+
+/// Parses `/etc/default/ganeti` text for `daemon`'s `*_ARGS` variable: one
+/// `NAME=value` per line, the value optionally in single or double quotes,
+/// split on whitespace. `#` lines and `export ` prefixes are ignored.
+fn args_from_defaults(text: &str, daemon: &str) -> Vec<String> {
+    let var = format!(
+        "{}_ARGS",
+        daemon.trim_start_matches("ganeti-").to_ascii_uppercase()
+    );
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        if name.trim() != var {
+            continue;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        // The last assignment wins, as in the shell.
+        found = value.split_whitespace().map(str::to_string).collect();
+    }
+    found
 }
 
 fn show_pid(pid: Option<u32>) -> String {
@@ -373,6 +414,14 @@ mod tests {
         let p = node("role");
         assert_eq!(node_role(&p), Role::Regular);
         assert_eq!(daemons_for(Role::Regular), ["ganeti-noded"]);
+        let text = "# comment\nNODED_ARGS=\"--no-mlock  -d\"\nexport MASTERD_ARGS='--no-voting --yes-do-it'\nRAPI_ARGS=-b 127.0.0.1\nNODED_ARGS=\"-d\"\n";
+        assert_eq!(args_from_defaults(text, "ganeti-noded"), ["-d"]);
+        assert_eq!(
+            args_from_defaults(text, "ganeti-masterd"),
+            ["--no-voting", "--yes-do-it"]
+        );
+        assert_eq!(args_from_defaults(text, "ganeti-rapi"), ["-b", "127.0.0.1"]);
+        assert!(args_from_defaults(text, "ganeti-confd").is_empty());
         put(&p, "master_node", "node2\n");
         put(&p, "master_candidates", "node2\nnode1\n");
         assert_eq!(node_role(&p), Role::Candidate);

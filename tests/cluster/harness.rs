@@ -72,6 +72,7 @@ impl TestCluster {
             "gnt-group",
             "gnt-job",
             "gnt-debug",
+            "ganeti-noded",
             "hbal",
         ] {
             symlink(&exe, bin.join(name)).unwrap();
@@ -159,6 +160,138 @@ impl TestCluster {
         args.extend_from_slice(extra);
         args.push("cluster.test");
         self.run("node1", "gnt-cluster", &args)
+    }
+
+    /// The names of the nodes, `node1` first.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// The address of `node` (from `BASE/hosts`).
+    pub fn address(&self, node: &str) -> String {
+        let hosts = std::fs::read_to_string(self.base.join("hosts")).unwrap();
+        hosts
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                let ip = f.next()?;
+                (f.next()? == node).then(|| ip.to_string())
+            })
+            .unwrap_or_else(|| panic!("{node} not in the hosts file"))
+    }
+
+    /// Prepares `node` the way the test clusters run: `/etc/default/ganeti`
+    /// gives noded a recording powercycle action and no mlockall (dozens of
+    /// test daemons would lock a lot of memory), and the master IP goes
+    /// through a recording `master-ip-setup` script instead of touching
+    /// the host's interfaces.
+    pub fn prepare_node(&self, node: &str) {
+        let etc = self.path(node, "/etc/default");
+        std::fs::create_dir_all(&etc).unwrap();
+        let record = self.path(node, "/powercycle.log");
+        std::fs::write(
+            etc.join("ganeti"),
+            format!(
+                "NODED_ARGS=\"--no-mlock --powercycle-action record:{}\"\nMASTERD_ARGS=\"--no-mlock\"\n",
+                record.display()
+            ),
+        )
+        .unwrap();
+        let scripts = self.path(node, "/etc/ganeti/scripts");
+        std::fs::create_dir_all(&scripts).unwrap();
+        let log = self.path(node, "/master-ip.log");
+        let script = scripts.join("master-ip-setup");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$1 $MASTER_IP $MASTER_NETMASK $MASTER_NETDEV $CLUSTER_IP_VERSION\" >> {}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// What the recording master-ip-setup script saw on `node`.
+    pub fn master_ip_log(&self, node: &str) -> String {
+        std::fs::read_to_string(self.path(node, "/master-ip.log")).unwrap_or_default()
+    }
+
+    /// What the recording powercycle action saw on `node`.
+    pub fn powercycle_log(&self, node: &str) -> String {
+        std::fs::read_to_string(self.path(node, "/powercycle.log")).unwrap_or_default()
+    }
+
+    /// `gnt-cluster init` on node1 for a multi-node cluster: nodes prepared,
+    /// the master IP through the recording script.
+    pub fn init_multi(&self, extra: &[&str]) -> Run {
+        for n in self.nodes.clone() {
+            self.prepare_node(&n);
+        }
+        let mut args = vec!["--use-external-mip-script", "yes"];
+        args.extend_from_slice(extra);
+        self.init(&args)
+    }
+
+    /// Starts `node`'s noded (unconfigured until it joins) and waits until
+    /// it listens.
+    pub fn start_noded(&self, node: &str) {
+        self.run(node, "ganeti", &["daemon-util", "start", "ganeti-noded"])
+            .ok();
+        self.wait_for("noded", Duration::from_secs(10), || {
+            self.daemon_pid(node, "ganeti-noded").is_some()
+        });
+    }
+
+    /// Issues a join token on the master and installs it on `node`.
+    pub fn give_token(&self, master: &str, node: &str, ttl: &str) -> String {
+        let token = self
+            .run(master, "gnt-cluster", &["join-token", "--ttl", ttl])
+            .ok()
+            .stdout
+            .trim()
+            .to_string();
+        self.install_token(node, &token);
+        token
+    }
+
+    /// Writes `token` where `node`'s noded looks for it.
+    pub fn install_token(&self, node: &str, token: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.path(node, "/var/lib/ganeti");
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("join-token");
+        std::fs::write(&f, format!("{token}\n")).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    /// Starts `node`'s noded, gives it a token and adds it from node1.
+    pub fn add_node(&self, node: &str, extra: &[&str]) -> Run {
+        self.start_noded(node);
+        self.give_token("node1", node, "600");
+        let mut args = vec!["add"];
+        args.extend_from_slice(extra);
+        args.push(node);
+        self.run("node1", "gnt-node", &args)
+    }
+
+    /// Kills a daemon of `node` with SIGKILL and waits until it is gone.
+    pub fn kill_daemon(&self, node: &str, daemon: &str) {
+        if let Some(pid) = self.daemon_pid(node, daemon) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            self.wait_for("daemon to die", Duration::from_secs(10), || {
+                !Path::new(&format!("/proc/{pid}")).exists()
+                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .map(|s| s.contains(") Z "))
+                        .unwrap_or(true)
+            });
+        }
+    }
+
+    /// A file of `node`'s data dir, if it exists.
+    pub fn data_file(&self, node: &str, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.path(node, &format!("/var/lib/ganeti/{name}"))).ok()
     }
 
     /// Polls `cond` until it holds or `timeout` passes.

@@ -4,3 +4,4 @@ mod cluster_init;
 mod job_queue;
 mod listing;
 mod luxi_python;
+mod multi_node;
