@@ -604,6 +604,42 @@ pub(crate) mod tests {
         Some(out)
     }
 
+    /// A client that presents no certificate and accepts any server.
+    pub(crate) fn client_config_without_cert() -> Arc<rustls::ClientConfig> {
+        let cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(VERSIONS)
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ServerVerifier { pinned: None }))
+            .with_no_client_auth();
+        Arc::new(cfg)
+    }
+
+    /// [`client_config_pinned`] limited to TLS 1.2.
+    pub(crate) fn client_config_tls12(id: &Identity) -> Arc<rustls::ClientConfig> {
+        let cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ServerVerifier {
+                pinned: Some(leaf(id).unwrap()),
+            }))
+            .with_client_cert_resolver(Arc::new(certified_key(id).unwrap()));
+        Arc::new(cfg)
+    }
+
+    #[test]
+    fn a_key_from_another_certificate_is_refused() {
+        let (_d1, _p1, a) = new_identity();
+        let (_d2, _p2, b) = new_identity();
+        let mixed = Identity {
+            certs: a.certs.clone(),
+            key: b.key.clone_key(),
+        };
+        let e = server_config_pinned(&mixed).unwrap_err().to_string();
+        assert!(e.contains("does not match"), "{e}");
+    }
+
     #[test]
     fn loads_our_certificate_and_finds_its_p256_key() {
         let (_d, _p, id) = new_identity();
