@@ -359,3 +359,258 @@ impl NodeRpc for RpcClient {
         self.cert_sha256.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::server::tests::{localhost, TestServer};
+    use crate::rpc::tls::tests::new_identity;
+    use crate::rpc::DEFAULT_TIMEOUT;
+    use serde_json::json;
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::Instant;
+
+    fn target(name: &str, addr: SocketAddr) -> Target {
+        Target::new(name, addr.ip().to_string())
+    }
+
+    /// Binds one pinned server per address in 127.0.0.`first`.., all on the
+    /// same port (a client calls every node on one port).
+    fn servers_on_one_port(first: u8, n: u8, id: &crate::rpc::tls::Identity) -> Vec<TestServer> {
+        for _attempt in 0..20 {
+            let a = TestServer::pinned(SocketAddr::new([127, 0, 0, first].into(), 0), id);
+            let port = a.addr.port();
+            let mut all = vec![a];
+            for i in 1..n {
+                let ip: IpAddr = [127, 0, 0, first + i].into();
+                if std::net::TcpListener::bind((ip, port)).is_err() {
+                    break;
+                }
+                all.push(TestServer::pinned(SocketAddr::new(ip, port), id));
+            }
+            if all.len() == usize::from(n) {
+                return all;
+            }
+        }
+        panic!("no common free port found");
+    }
+
+    fn client(path: &Path, port: u16) -> RpcClient {
+        RpcClient::new(path, port).unwrap()
+    }
+
+    #[test]
+    fn calls_over_mutual_tls_and_reuses_the_connection() {
+        let (_d, path, id) = new_identity();
+        let srv = TestServer::pinned(localhost(), &id);
+        let c = client(&path, srv.addr.port());
+        let t = target("node1", srv.addr);
+        for i in 0..10 {
+            let r = c.call_one("echo", &t, &json!({ "i": i }), DEFAULT_TIMEOUT);
+            assert_eq!(r, Ok(json!({ "i": i })));
+        }
+        assert_eq!(
+            c.stats(),
+            ClientStats {
+                handshakes: 1,
+                reused: 9
+            }
+        );
+        assert_eq!(c.own_cert_sha256(), id.cert_sha256());
+        let r = c.call_one("peer", &t, &json!({}), DEFAULT_TIMEOUT);
+        assert_eq!(r, Ok(Value::String(id.cert_sha256())));
+    }
+
+    #[test]
+    fn a_remote_failure_is_remote_with_the_nodes_message() {
+        let (_d, path, id) = new_identity();
+        let srv = TestServer::pinned(localhost(), &id);
+        let c = client(&path, srv.addr.port());
+        let r = c.call_one("fail", &target("n", srv.addr), &json!({}), DEFAULT_TIMEOUT);
+        assert_eq!(
+            r,
+            Err(RpcError::Remote {
+                node: "n".into(),
+                message: "it failed on purpose".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_server_with_another_certificate_is_refused() {
+        let (_d, path, _id) = new_identity();
+        let (_d2, _p2, other) = new_identity();
+        let srv = TestServer::pinned(localhost(), &other);
+        let c = client(&path, srv.addr.port());
+        let r = c.call_one("echo", &target("n", srv.addr), &json!({}), DEFAULT_TIMEOUT);
+        assert!(matches!(r, Err(RpcError::Tls { .. })), "{r:?}");
+        assert_eq!(srv.calls(), 0);
+    }
+
+    #[test]
+    fn a_client_with_another_certificate_gets_a_tls_error() {
+        let (_d, _path, id) = new_identity();
+        let (_d2, other_path, _other) = new_identity();
+        // join_call does not pin the server, so the only thing wrong here
+        // is the client's certificate, which the pinned server refuses.
+        let srv = TestServer::pinned(localhost(), &id);
+        let c = client(&other_path, srv.addr.port());
+        let r = c.join_call("echo", &target("n", srv.addr), &json!({}), DEFAULT_TIMEOUT);
+        assert!(matches!(r, Err(RpcError::Tls { .. })), "{r:?}");
+        assert_eq!(srv.calls(), 0);
+    }
+
+    #[test]
+    fn join_call_reports_the_nodes_certificate() {
+        let (_d, path, id) = new_identity();
+        let (_d2, _p2, node) = new_identity();
+        let srv = TestServer::start(
+            localhost(),
+            crate::rpc::tls::server_config_join(&node).unwrap(),
+        );
+        let c = client(&path, srv.addr.port());
+        let (v, fp) = c
+            .join_call("peer", &target("n", srv.addr), &json!({}), DEFAULT_TIMEOUT)
+            .unwrap();
+        assert_eq!(fp, node.cert_sha256());
+        assert_eq!(v, Value::String(id.cert_sha256()));
+        assert_eq!(c.stats().reused, 0);
+    }
+
+    #[test]
+    fn fans_out_to_three_nodes_in_order() {
+        let (_d, path, id) = new_identity();
+        let srvs = servers_on_one_port(11, 3, &id);
+        let c = client(&path, srvs[0].addr.port());
+        let calls: Vec<(Target, Value)> = srvs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (target(&format!("node{i}"), s.addr), json!({ "n": i })))
+            .collect();
+        let out = c.call_each("echo", &calls, DEFAULT_TIMEOUT);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["node0", "node1", "node2"]);
+        for (i, (_, r)) in out.iter().enumerate() {
+            assert_eq!(r, &Ok(json!({ "n": i })));
+        }
+        assert!(srvs.iter().all(|s| s.calls() == 1));
+    }
+
+    #[test]
+    fn dead_nodes_time_out_together_while_others_answer() {
+        let (_d, path, id) = new_identity();
+        let srvs = servers_on_one_port(21, 2, &id);
+        let port = srvs[0].addr.port();
+        // Three "dead" nodes: they accept TCP and never say anything.
+        let mut dead = Vec::new();
+        for last in 23..=25u8 {
+            let l =
+                std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, last], port))).unwrap();
+            let (keep_tx, keep_rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                while let Ok((s, _)) = l.accept() {
+                    if keep_tx.send(s).is_err() {
+                        break;
+                    }
+                }
+            });
+            dead.push(keep_rx);
+        }
+        let c = client(&path, port);
+        let mut targets: Vec<Target> = vec![target("ok1", srvs[0].addr)];
+        for last in 23..=25u8 {
+            targets.push(Target::new(
+                format!("dead{last}"),
+                format!("127.0.0.{last}"),
+            ));
+        }
+        targets.push(target("ok2", srvs[1].addr));
+        let timeout = Duration::from_secs(2);
+        let started = Instant::now();
+        let out = c.call("echo", &targets, &json!({}), timeout);
+        let took = started.elapsed();
+        assert_eq!(out[0].1, Ok(json!({})));
+        assert_eq!(out[4].1, Ok(json!({})));
+        for (name, r) in &out[1..4] {
+            assert_eq!(
+                r,
+                &Err(RpcError::Timeout {
+                    node: name.clone(),
+                    secs: 2.0
+                })
+            );
+        }
+        // Serially the three dead nodes would take 3 × 2 s.
+        assert!(took < 3 * timeout, "took {took:?}");
+        drop(dead);
+    }
+
+    #[test]
+    fn offline_nodes_are_not_contacted() {
+        let (_d, path, _id) = new_identity();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = client(&path, addr.port());
+        let mut t = target("off", addr);
+        t.offline = true;
+        let r = c.call_one("echo", &t, &json!({}), DEFAULT_TIMEOUT);
+        assert_eq!(r, Err(RpcError::Offline { node: "off".into() }));
+        let e = l.accept().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+        assert_eq!(c.stats(), ClientStats::default());
+    }
+
+    #[test]
+    fn nothing_listening_is_a_connect_error() {
+        let (_d, path, _id) = new_identity();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = client(&path, port);
+        let r = c.call_one(
+            "echo",
+            &Target::new("n", "127.0.0.1"),
+            &json!({}),
+            DEFAULT_TIMEOUT,
+        );
+        assert!(matches!(r, Err(RpcError::Connect { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn a_pooled_connection_closed_by_the_node_is_replaced_once() {
+        let (_d, path, id) = new_identity();
+        let srv = TestServer::pinned(localhost(), &id);
+        let addr = srv.addr;
+        let c = client(&path, addr.port());
+        let t = target("n", addr);
+        assert_eq!(
+            c.call_one("echo", &t, &json!({}), DEFAULT_TIMEOUT),
+            Ok(json!({}))
+        );
+        drop(srv); // closes the pooled connection's other end
+        let srv = TestServer::pinned(addr, &id);
+        assert_eq!(
+            c.call_one("echo", &t, &json!({"again": 1}), DEFAULT_TIMEOUT),
+            Ok(json!({"again": 1}))
+        );
+        assert_eq!(
+            c.stats(),
+            ClientStats {
+                handshakes: 2,
+                reused: 1
+            }
+        );
+        assert_eq!(srv.calls(), 1);
+    }
+
+    #[test]
+    fn ipv6_literals_are_bracketed() {
+        let (_d, path, _id) = new_identity();
+        let c = client(&path, 1811);
+        assert_eq!(c.endpoint("::1"), "[::1]:1811");
+        assert_eq!(c.endpoint("[::1]"), "[::1]:1811");
+        assert_eq!(c.endpoint("192.0.2.1"), "192.0.2.1:1811");
+    }
+}
