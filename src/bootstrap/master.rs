@@ -329,6 +329,8 @@ pub struct FailoverReport {
     pub new_master: String,
     /// Steps that failed without stopping the failover (Ganeti's warnings).
     pub warnings: Vec<String>,
+    /// Whether masterd was started here (Ganeti exits 1 when not).
+    pub master_started: bool,
 }
 
 fn state(msg: String) -> BootstrapError {
@@ -424,6 +426,7 @@ pub fn master_failover(
         old_master: old_master.clone(),
         new_master: me.clone(),
         warnings: Vec::new(),
+        master_started: true,
     };
     log::info!("master failover: old_master={old_master} new_master={me}");
 
@@ -467,6 +470,7 @@ pub fn master_failover(
         start.extend(["--no-voting".to_string(), "--yes-do-it".to_string()]);
     }
     if let Err(e) = super::daemon_util_args(runner, start) {
+        report.master_started = false;
         report.warnings.push(format!(
             "Could not start the master role on the new master {me}, please check: {}",
             crate::error::chain(&e)
@@ -825,6 +829,7 @@ mod tests {
         runner.push_answer(Ok(""));
         let report = master_failover(&paths, &rpc, &runner, Voting::Vote).unwrap();
         assert_eq!(report.old_master, m);
+        assert!(report.master_started);
         assert!(report.warnings.is_empty(), "{:?}", report.warnings);
         let after = load_file(&paths.config_file()).unwrap();
         assert_eq!(
