@@ -59,7 +59,8 @@ pub enum Network {
     Replication,
 }
 
-const NODE_FIELDS: &[&str] = &["name", "pip", "sip", "group", "offline", "master"];
+/// The Query fields [`NodeRow`] is built from.
+pub const NODE_FIELDS: &[&str] = &["name", "pip", "sip", "group", "offline", "master"];
 
 /// Asks masterd for the nodes named in `names` (all when empty).
 pub fn query_nodes(client: &mut Client, names: &[String]) -> Result<Vec<NodeRow>, u8> {
