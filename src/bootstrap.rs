@@ -4,7 +4,10 @@
 //! after they are gone), as Ganeti's `bootstrap.py` does: they check the
 //! node, build the first config through [`crate::config`], generate the
 //! cluster secrets, and start or stop the daemons with `daemon-util`.
-//! Nothing here runs inside a daemon.
+//! Nothing here runs inside a daemon, except the start-up vote of
+//! [`master`], which masterd calls before it serves.
+
+pub mod master;
 
 use crate::cli::kv::{parse_ident_keyval, parse_keyval, IdentKv, KvError, KvValue};
 use crate::config::bootstrap::InitParams;
@@ -358,17 +361,17 @@ fn run(runner: &dyn Runner, what: &str, argv: Vec<String>) -> Result<String, Boo
 
 /// `ganeti daemon-util ACTION` through our own executable.
 fn daemon_util(runner: &dyn Runner, action: &str) -> Result<String, BootstrapError> {
+    daemon_util_args(runner, vec![action.to_string()])
+}
+
+/// `ganeti daemon-util ARGS…` through our own executable.
+fn daemon_util_args(runner: &dyn Runner, args: Vec<String>) -> Result<String, BootstrapError> {
     let exe = std::env::current_exe()
         .map_err(|e| BootstrapError::Environment(format!("cannot find our own executable: {e}")))?;
-    run(
-        runner,
-        &format!("daemon-util {action}"),
-        vec![
-            exe.display().to_string(),
-            "daemon-util".into(),
-            action.into(),
-        ],
-    )
+    let what = format!("daemon-util {}", args.join(" "));
+    let mut argv = vec![exe.display().to_string(), "daemon-util".into()];
+    argv.extend(args);
+    run(runner, &what, argv)
 }
 
 fn check_volume_group(runner: &dyn Runner, vg: &str) -> Result<(), BootstrapError> {

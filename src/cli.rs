@@ -16,7 +16,9 @@ pub mod gnt_node;
 pub mod job;
 pub mod kv;
 pub mod list;
+pub mod nodes;
 pub mod output;
+pub mod prompt;
 pub mod tags;
 
 use crate::error::{ErrorKind, OpFailure};

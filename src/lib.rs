@@ -16,7 +16,7 @@
 
 // Program table: `argv[0]` → entry function; `ganeti PROGRAM …`; `ganeti --list`.
 pub mod applets;
-// Cluster bootstrap on one node: `gnt-cluster init` and `destroy`, before and after the daemons.
+// Work without masterd: `gnt-cluster init`/`destroy`, master failover and masterd start-up votes.
 pub mod bootstrap;
 // Logical units: the master-side logic of each opcode, run by the job workers.
 pub mod cmdlib;

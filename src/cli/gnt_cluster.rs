@@ -18,7 +18,7 @@ use argh::FromArgs;
 use serde_json::{json, Value};
 
 /// Short options that take a value (for argv normalisation).
-const SHORT_WITH_VALUE: &[char] = &['s', 'H', 'B', 'N', 'D', 'C', 'I', 'g'];
+const SHORT_WITH_VALUE: &[char] = &['s', 'H', 'B', 'N', 'D', 'C', 'I', 'g', 'n'];
 
 #[derive(FromArgs, Debug)]
 /// Cluster administration (Ganeti's gnt-cluster).
@@ -42,6 +42,139 @@ enum Command {
     AddTags(super::tags::AddTagsArgs),
     RemoveTags(super::tags::RemoveTagsArgs),
     SearchTags(SearchTagsArgs),
+    JoinToken(JoinTokenArgs),
+    RedistConf(RedistConfArgs),
+    Verify(VerifyArgs),
+    MasterPing(MasterPingArgs),
+    MasterFailover(MasterFailoverArgs),
+    Run(CommandArgs),
+    Copyfile(CopyfileArgs),
+    ActivateMasterIp(ActivateMasterIpArgs),
+    DeactivateMasterIp(DeactivateMasterIpArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// Issues a one-time token a new node needs to join (run on the master).
+#[argh(subcommand, name = "join-token")]
+struct JoinTokenArgs {
+    /// how long the token stays valid, in seconds (default 3600)
+    #[argh(option, default = "3600")]
+    ttl: u64,
+}
+
+#[derive(FromArgs, Debug)]
+/// Pushes the configuration and ssconf files to every node again.
+#[argh(subcommand, name = "redist-conf")]
+struct RedistConfArgs {
+    /// job priority: low, normal or high
+    #[argh(option)]
+    priority: Option<String>,
+    /// submit the job and return its id without waiting
+    #[argh(switch)]
+    submit: bool,
+    /// print the job id on stdout
+    #[argh(switch)]
+    print_jobid: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Verifies the cluster's consistency.
+#[argh(subcommand, name = "verify")]
+struct VerifyArgs {
+    /// print more details
+    #[argh(switch, short = 'v')]
+    verbose: bool,
+    /// print errors with machine-readable codes
+    #[argh(switch)]
+    error_codes: bool,
+    /// pretend errors happen (for testing)
+    #[argh(switch)]
+    debug_simulate_errors: bool,
+    /// skip the N+1 memory redundancy check
+    #[argh(switch)]
+    no_nplus1_mem: bool,
+    /// error codes to report as warnings only (repeatable)
+    #[argh(option, short = 'I')]
+    ignore_errors: Vec<String>,
+    /// only verify this node group
+    #[argh(option, short = 'g')]
+    node_group: Option<String>,
+    /// also look for unexpected files
+    #[argh(switch)]
+    verify_clutter: bool,
+    /// job priority: low, normal or high
+    #[argh(option)]
+    priority: Option<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// Exits 0 when the master daemon answers, 1 otherwise (prints nothing).
+#[argh(subcommand, name = "master-ping")]
+struct MasterPingArgs {}
+
+#[derive(FromArgs, Debug)]
+/// Makes this master candidate the master node (run where masterd is not running).
+#[argh(subcommand, name = "master-failover")]
+struct MasterFailoverArgs {
+    /// do not ask the other nodes first (dangerous; see gnt-cluster(8))
+    #[argh(switch)]
+    no_voting: bool,
+    /// with --no-voting: do not ask for confirmation
+    #[argh(switch)]
+    yes_do_it: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Runs a shell command on nodes over node RPC.
+#[argh(subcommand, name = "command")]
+struct CommandArgs {
+    /// only on this node (repeatable; default: all online nodes)
+    #[argh(option, short = 'n')]
+    node: Vec<String>,
+    /// only on the nodes of this group
+    #[argh(option, short = 'g')]
+    node_group: Option<String>,
+    /// prefix every output line with the node's name
+    #[argh(switch, short = 'M')]
+    show_machine_names: bool,
+    /// print only the nodes where the command failed
+    #[argh(switch)]
+    failure_only: bool,
+    /// the command and its arguments
+    #[argh(positional, greedy)]
+    command: Vec<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// Copies a file to the same path on the other nodes.
+#[argh(subcommand, name = "copyfile")]
+struct CopyfileArgs {
+    /// only to this node (repeatable; default: all online nodes)
+    #[argh(option, short = 'n')]
+    node: Vec<String>,
+    /// only to the nodes of this group
+    #[argh(option, short = 'g')]
+    node_group: Option<String>,
+    /// send over the replication (secondary) network
+    #[argh(switch)]
+    use_replication_network: bool,
+    /// the file (absolute path)
+    #[argh(positional)]
+    file: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Adds the master IP on the master node.
+#[argh(subcommand, name = "activate-master-ip")]
+struct ActivateMasterIpArgs {}
+
+#[derive(FromArgs, Debug)]
+/// Removes the master IP from the master node.
+#[argh(subcommand, name = "deactivate-master-ip")]
+struct DeactivateMasterIpArgs {
+    /// do not ask for confirmation
+    #[argh(switch)]
+    yes: bool,
 }
 
 #[derive(FromArgs, Debug)]
@@ -253,7 +386,8 @@ struct DestroyArgs {
 
 /// Entry point.
 pub fn main(program: &str, args: &[String]) -> u8 {
-    let cmd: GntCluster = match parse_args(program, args, SHORT_WITH_VALUE) {
+    let args = command_argv(args);
+    let cmd: GntCluster = match parse_args(program, &args, SHORT_WITH_VALUE) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -295,7 +429,466 @@ pub fn main(program: &str, args: &[String]) -> u8 {
             change_tags(c, "OP_TAGS_DEL", args)
         }),
         Command::SearchTags(a) => with_master(|c| super::tags::search(c, &a.pattern)),
+        Command::JoinToken(a) => join_token(&paths, a.ttl),
+        Command::RedistConf(a) => {
+            let opts = match submit_opts(a.priority.as_deref(), a.submit, a.print_jobid) {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
+            with_master(|c| {
+                match submit_or_send(c, vec![json!({"OP_ID": "OP_CLUSTER_REDIST_CONF"})], &opts) {
+                    Ok(_) => EXIT_SUCCESS,
+                    Err(e) => report(&e),
+                }
+            })
+        }
+        Command::Verify(a) => verify(&a),
+        Command::MasterPing(_) => master_ping(&paths),
+        Command::MasterFailover(a) => master_failover(&paths, &a),
+        Command::Run(a) => with_master(|c| run_command(&paths, c, &a)),
+        Command::Copyfile(a) => with_master(|c| copyfile(&paths, c, &a)),
+        Command::ActivateMasterIp(_) => with_master(|c| master_ip(&paths, c, "start")),
+        Command::DeactivateMasterIp(a) => {
+            if !a.yes && !super::prompt::ask_user(DEACTIVATE_QUESTION) {
+                return EXIT_FAILURE;
+            }
+            with_master(|c| master_ip(&paths, c, "stop"))
+        }
     }
+}
+
+/// `gnt-cluster command` takes everything after its first positional
+/// argument as the command (Ganeti stops option parsing there), so
+/// `gnt-cluster command ls -l` runs `ls -l`: a `--` is put before it.
+fn command_argv(args: &[String]) -> Vec<String> {
+    if args.first().map(String::as_str) != Some("command") {
+        return args.to_vec();
+    }
+    let with_value = ["-n", "--node", "-g", "--node-group"];
+    let mut out = vec![args[0].clone()];
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            out.extend(args[i..].iter().cloned());
+            return out;
+        }
+        if !a.starts_with('-') || a == "-" {
+            out.push("--".into());
+            out.extend(args[i..].iter().cloned());
+            return out;
+        }
+        out.push(a.clone());
+        if with_value.contains(&a.as_str()) {
+            if let Some(v) = args.get(i + 1) {
+                out.push(v.clone());
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+fn submit_opts(priority: Option<&str>, submit: bool, print_jobid: bool) -> Result<SubmitOpts, u8> {
+    let priority = priority.map(parse_priority).transpose().map_err(|e| {
+        eprintln!("{e}");
+        EXIT_FAILURE
+    })?;
+    Ok(SubmitOpts {
+        submit_only: submit,
+        print_jobid,
+        priority,
+        dry_run: false,
+    })
+}
+
+/// Ganeti's question before `deactivate-master-ip`.
+const DEACTIVATE_QUESTION: &str = "This will disable the master IP. All the open connections to \
+     the master IP will be closed. To reach the master you will need to use its node IP. Continue?";
+
+/// Ganeti's question before `master-failover --no-voting`.
+const NO_VOTING_QUESTION: &str = "This will perform the failover even if most other nodes are \
+     down, or if this node is outdated. This is dangerous as it can lead to a non-consistent \
+     cluster. Check the gnt-cluster(8) man page before proceeding. Continue?";
+
+/// Where a new node's noded looks for its join token (production path).
+const JOIN_TOKEN_FILE: &str = "/var/lib/ganeti/join-token";
+
+/// The instructions printed (on stderr) with a new join token.
+fn join_token_help(ttl_secs: u64) -> String {
+    format!(
+        "This token is valid for {ttl_secs} seconds and for one node only. On the new node, \
+         write it to {JOIN_TOKEN_FILE} (mode 0600, owner root) and start ganeti-noded; then \
+         run 'gnt-node add NODE' here."
+    )
+}
+
+#[allow(clippy::print_stdout)]
+fn join_token(paths: &Paths, ttl_secs: u64) -> u8 {
+    let me = paths.hostname();
+    match crate::ssconf::master_node(paths) {
+        Ok(m) if m == me => {}
+        Ok(m) => {
+            eprintln!("This command must be run on the master node ({m}), not on {me}.");
+            return EXIT_FAILURE;
+        }
+        Err(e) => {
+            eprintln!(
+                "Cannot determine the master node: {}",
+                crate::error::chain(&e)
+            );
+            return EXIT_FAILURE;
+        }
+    }
+    if ttl_secs == 0 {
+        eprintln!("--ttl must be at least 1 second");
+        return EXIT_FAILURE;
+    }
+    match crate::join::TokenStore::new(paths).issue(std::time::Duration::from_secs(ttl_secs)) {
+        Ok(token) => {
+            println!("{token}");
+            eprintln!("{}", join_token_help(ttl_secs));
+            EXIT_SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Cannot issue a join token: {}", crate::error::chain(&e));
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn master_ping(paths: &Paths) -> u8 {
+    match Client::connect(&paths.query_socket())
+        .and_then(|mut c| c.call(Method::QueryClusterInfo, Value::Array(vec![])))
+    {
+        Ok(_) => EXIT_SUCCESS,
+        Err(_) => EXIT_FAILURE,
+    }
+}
+
+fn verify_op(a: &VerifyArgs) -> Value {
+    let mut skip = Vec::new();
+    if a.no_nplus1_mem {
+        skip.push("nplusone_mem");
+    }
+    let mut op = json!({
+        "OP_ID": "OP_CLUSTER_VERIFY",
+        "verbose": a.verbose,
+        "error_codes": a.error_codes,
+        "debug_simulate_errors": a.debug_simulate_errors,
+        "skip_checks": skip,
+        "ignore_errors": a.ignore_errors,
+        "verify_clutter": a.verify_clutter,
+    });
+    if let Some(g) = &a.node_group {
+        op["group_name"] = json!(g);
+    }
+    op
+}
+
+/// What an `OP_CLUSTER_VERIFY` result asks for next.
+#[derive(Debug, PartialEq, Eq)]
+enum VerifyResult {
+    /// The verification ran in this job: it passed or not.
+    Done(bool),
+    /// It submitted one job per group (Ganeti's `jobs` result): follow them.
+    /// `failed` counts the submissions that were refused.
+    Jobs { ids: Vec<u64>, failed: usize },
+}
+
+fn verify_result(v: &Value) -> VerifyResult {
+    if let Some(jobs) = v.get("jobs").and_then(Value::as_array) {
+        let mut ids = Vec::new();
+        let mut failed = 0;
+        for j in jobs {
+            match (
+                j.get(0).and_then(Value::as_bool),
+                j.get(1).and_then(Value::as_u64),
+            ) {
+                (Some(true), Some(id)) => ids.push(id),
+                _ => failed += 1,
+            }
+        }
+        return VerifyResult::Jobs { ids, failed };
+    }
+    VerifyResult::Done(v.as_bool().unwrap_or(false))
+}
+
+/// `gnt-cluster verify`: follows the verification job(s), printing their
+/// feedback as it comes; exits 1 when any reports errors.
+#[allow(clippy::print_stdout)]
+fn verify(a: &VerifyArgs) -> u8 {
+    let opts = match submit_opts(a.priority.as_deref(), false, false) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    with_master(|c| {
+        let results = match submit_or_send(c, vec![verify_op(a)], &opts) {
+            Ok(r) => r,
+            Err(e) => return report(&e),
+        };
+        match verify_result(results.first().unwrap_or(&Value::Null)) {
+            VerifyResult::Done(true) => EXIT_SUCCESS,
+            VerifyResult::Done(false) => EXIT_FAILURE,
+            VerifyResult::Jobs { ids, failed } => {
+                let mut bad_jobs = failed;
+                let mut bad_results = 0;
+                for id in ids {
+                    let r = super::job::poll_job(c, id, &mut |line| println!("{line}"));
+                    match r {
+                        Ok(res) => {
+                            if !res.first().and_then(Value::as_bool).unwrap_or(false) {
+                                bad_results += 1;
+                            }
+                        }
+                        Err(e) => {
+                            report(&e);
+                            bad_jobs += 1;
+                        }
+                    }
+                }
+                if bad_jobs > 0 {
+                    println!("{bad_jobs} job(s) failed while verifying the cluster.");
+                }
+                if bad_jobs + bad_results == 0 {
+                    EXIT_SUCCESS
+                } else {
+                    EXIT_FAILURE
+                }
+            }
+        }
+    })
+}
+
+fn master_failover(paths: &Paths, a: &MasterFailoverArgs) -> u8 {
+    use crate::bootstrap::master::{self, Voting};
+    let voting = if a.no_voting {
+        if !a.yes_do_it && !super::prompt::ask_user(NO_VOTING_QUESTION) {
+            return EXIT_FAILURE;
+        }
+        Voting::Skip
+    } else {
+        Voting::Vote
+    };
+    let rpc = match super::nodes::rpc_client(paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match master::master_failover(paths, &rpc, &crate::sys::cmd::RealRunner, voting) {
+        Ok(r) => {
+            for w in &r.warnings {
+                eprintln!("{w}");
+            }
+            eprintln!(
+                "Master failed over from {} to {}.",
+                r.old_master, r.new_master
+            );
+            if r.master_started {
+                EXIT_SUCCESS
+            } else {
+                EXIT_FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{}", super::format_failure(&e.to_failure()));
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// The nodes `-n`/`-g` select, online only, from masterd.
+fn chosen_nodes(
+    client: &mut Client,
+    names: &[String],
+    group: Option<&str>,
+) -> Result<Vec<super::nodes::NodeRow>, u8> {
+    let rows = super::nodes::query_nodes(client, &[])?;
+    super::nodes::select_online(&rows, names, group).map_err(|e| {
+        eprintln!("{e}");
+        EXIT_FAILURE
+    })
+}
+
+/// How long `gnt-cluster command` lets a command run on each node.
+const COMMAND_TIMEOUT_SECS: f64 = 3600.0;
+
+#[allow(clippy::print_stdout)]
+fn run_command(paths: &Paths, client: &mut Client, a: &CommandArgs) -> u8 {
+    use crate::rpc::NodeRpc;
+    if a.command.is_empty() {
+        eprintln!("Missing the command to run");
+        return EXIT_FAILURE;
+    }
+    let nodes = match chosen_nodes(client, &a.node, a.node_group.as_deref()) {
+        Ok(n) => super::nodes::master_last(n),
+        Err(code) => return code,
+    };
+    let rpc = match super::nodes::rpc_client(paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let args = json!(crate::rpc::proto::RunCommandArgs {
+        command: a.command.join(" "),
+        timeout_secs: COMMAND_TIMEOUT_SECS,
+    });
+    let targets: Vec<_> = nodes
+        .iter()
+        .map(|n| n.target(super::nodes::Network::Primary))
+        .collect();
+    let timeout = std::time::Duration::from_secs_f64(COMMAND_TIMEOUT_SECS + 30.0);
+    let mut all_ok = true;
+    for (node, result) in rpc.call(crate::rpc::proto::RUN_COMMAND, &targets, &args, timeout) {
+        let (text, ok) = super::nodes::format_command_result(&node, &result, a.show_machine_names);
+        all_ok &= ok;
+        if a.failure_only && ok {
+            continue;
+        }
+        println!("{text}");
+    }
+    if all_ok {
+        EXIT_SUCCESS
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+fn copyfile(paths: &Paths, client: &mut Client, a: &CopyfileArgs) -> u8 {
+    use crate::rpc::NodeRpc;
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::path::Path::new(&a.file);
+    if !file.is_absolute() {
+        eprintln!("File '{}' must be an absolute path", a.file);
+        return EXIT_FAILURE;
+    }
+    let local = paths.under_root(&a.file);
+    let (data, mode) = match std::fs::read(&local)
+        .and_then(|d| std::fs::metadata(&local).map(|m| (d, m.permissions().mode() & 0o7777)))
+    {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("Cannot read file '{}': {e}", a.file);
+            return EXIT_FAILURE;
+        }
+    };
+    let me = paths.hostname();
+    let nodes = match chosen_nodes(client, &a.node, a.node_group.as_deref()) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let network = if a.use_replication_network {
+        super::nodes::Network::Replication
+    } else {
+        super::nodes::Network::Primary
+    };
+    let targets: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.name != me)
+        .map(|n| n.target(network))
+        .collect();
+    let rpc = match super::nodes::rpc_client(paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let args = json!(crate::rpc::proto::UploadFilesArgs {
+        files: vec![crate::rpc::proto::FileUpload {
+            path: a.file.clone(),
+            data: crate::rpc::b64::encode(&data),
+            mode,
+        }],
+    });
+    let mut code = EXIT_SUCCESS;
+    for (node, r) in rpc.call(
+        crate::rpc::proto::UPLOAD_FILES,
+        &targets,
+        &args,
+        crate::rpc::DEFAULT_TIMEOUT,
+    ) {
+        if let Err(e) = r {
+            eprintln!(
+                "Copy of file {} to node {node} failed: {}",
+                a.file,
+                crate::error::chain(&e)
+            );
+            code = EXIT_FAILURE;
+        }
+    }
+    code
+}
+
+/// `activate-master-ip`/`deactivate-master-ip`: the master IP facts from
+/// ssconf and masterd, one `master_ip` call to the master's noded.
+fn master_ip(paths: &Paths, client: &mut Client, action: &str) -> u8 {
+    use crate::rpc::NodeRpc;
+    let info = match client.call(Method::QueryClusterInfo, Value::Array(vec![])) {
+        Ok(i) => i,
+        Err(e) => return report_luxi_error(&e),
+    };
+    let args = match master_ip_args(paths, &info, action) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let master = info["master"].as_str().unwrap_or_default().to_string();
+    let rows = match super::nodes::query_nodes(client, std::slice::from_ref(&master)) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let Some(node) = rows.iter().find(|r| r.name == master) else {
+        eprintln!("The master node {master} is not in the node list");
+        return EXIT_FAILURE;
+    };
+    let rpc = match super::nodes::rpc_client(paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match rpc.call_one(
+        crate::rpc::proto::MASTER_IP,
+        &node.target(super::nodes::Network::Primary),
+        &json!(args),
+        crate::rpc::DEFAULT_TIMEOUT,
+    ) {
+        Ok(_) => EXIT_SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "Failure: command execution error:\nCould not {} the master IP: {}",
+                if action == "start" {
+                    "activate"
+                } else {
+                    "deactivate"
+                },
+                crate::error::chain(&e)
+            );
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// The `master_ip` arguments from the ssconf files and `QueryClusterInfo`.
+fn master_ip_args(
+    paths: &Paths,
+    info: &Value,
+    action: &str,
+) -> Result<crate::rpc::proto::MasterIpArgs, String> {
+    let ss = |k: &str| {
+        crate::ssconf::read(paths, k)
+            .map(|v| v.trim().to_string())
+            .map_err(|e| crate::error::chain(&e))
+    };
+    let ip = ss("master_ip")?;
+    let netmask = ss("master_netmask")?
+        .parse::<u8>()
+        .map_err(|_| "ssconf_master_netmask is not a prefix length".to_string())?;
+    Ok(crate::rpc::proto::MasterIpArgs {
+        action: action.to_string(),
+        family: if ip.contains(':') { 6 } else { 4 },
+        ip,
+        netmask,
+        netdev: ss("master_netdev")?,
+        external_script: info["use_external_mip_script"].as_bool().unwrap_or(false),
+    })
 }
 
 fn init(paths: &Paths, a: Box<InitArgs>) -> u8 {
@@ -928,6 +1521,139 @@ fn destroy(paths: &Paths, a: DestroyArgs) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn parse(args: &[&str]) -> GntCluster {
+        let args = command_argv(&v(args));
+        let args = super::super::normalize_argv(&args, SHORT_WITH_VALUE);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        GntCluster::from_args(&["gnt-cluster"], &refs).unwrap()
+    }
+
+    fn valid(op: &Value) -> Value {
+        let parsed = crate::opcodes::OpCode::from_json(op).unwrap();
+        parsed.validate().unwrap();
+        parsed.to_json()
+    }
+
+    #[test]
+    fn command_takes_the_rest_as_the_command() {
+        assert_eq!(
+            command_argv(&v(&["command", "-n", "a", "-M", "ls", "-l", "/x"])),
+            v(&["command", "-n", "a", "-M", "--", "ls", "-l", "/x"])
+        );
+        assert_eq!(
+            command_argv(&v(&["command", "--", "uptime"])),
+            v(&["command", "--", "uptime"])
+        );
+        assert_eq!(command_argv(&v(&["verify", "-v"])), v(&["verify", "-v"]));
+        let Command::Run(c) = parse(&["command", "-n", "a", "-nb", "-g", "g1", "ls", "-l"]).command
+        else {
+            panic!("not command");
+        };
+        assert_eq!(c.node, v(&["a", "b"]));
+        assert_eq!(c.node_group.as_deref(), Some("g1"));
+        assert_eq!(c.command, v(&["ls", "-l"]));
+    }
+
+    #[test]
+    fn verify_builds_op_cluster_verify() {
+        let Command::Verify(a) = parse(&[
+            "verify",
+            "--no-nplus1-mem",
+            "-I",
+            "ENODEN1",
+            "-g",
+            "rack1",
+            "-v",
+        ])
+        .command
+        else {
+            panic!("not verify");
+        };
+        let op = valid(&verify_op(&a));
+        assert_eq!(op["OP_ID"], "OP_CLUSTER_VERIFY");
+        assert_eq!(op["skip_checks"], json!(["nplusone_mem"]));
+        assert_eq!(op["ignore_errors"], json!(["ENODEN1"]));
+        assert_eq!(op["group_name"], "rack1");
+        assert_eq!(op["verbose"], true);
+        valid(&json!({"OP_ID": "OP_CLUSTER_REDIST_CONF"}));
+    }
+
+    #[test]
+    fn verify_results() {
+        assert_eq!(verify_result(&json!(true)), VerifyResult::Done(true));
+        assert_eq!(verify_result(&json!(false)), VerifyResult::Done(false));
+        assert_eq!(
+            verify_result(&json!({"jobs": [[true, 5], [false, "queue full"], [true, 6]]})),
+            VerifyResult::Jobs {
+                ids: vec![5, 6],
+                failed: 1
+            }
+        );
+    }
+
+    #[test]
+    fn new_commands_parse() {
+        let Command::JoinToken(j) = parse(&["join-token"]).command else {
+            panic!("not join-token");
+        };
+        assert_eq!(j.ttl, 3600);
+        let Command::JoinToken(j) = parse(&["join-token", "--ttl=60"]).command else {
+            panic!("not join-token");
+        };
+        assert_eq!(j.ttl, 60);
+        assert!(join_token_help(60).contains("/var/lib/ganeti/join-token"));
+        let Command::MasterFailover(m) =
+            parse(&["master-failover", "--no-voting", "--yes-do-it"]).command
+        else {
+            panic!("not master-failover");
+        };
+        assert!(m.no_voting && m.yes_do_it);
+        let Command::Copyfile(c) = parse(&[
+            "copyfile",
+            "--use-replication-network",
+            "-n",
+            "n2",
+            "/etc/hosts",
+        ])
+        .command
+        else {
+            panic!("not copyfile");
+        };
+        assert!(c.use_replication_network);
+        assert_eq!(c.file, "/etc/hosts");
+        assert!(matches!(
+            parse(&["master-ping"]).command,
+            Command::MasterPing(_)
+        ));
+        assert!(matches!(
+            parse(&["deactivate-master-ip", "--yes"]).command,
+            Command::DeactivateMasterIp(DeactivateMasterIpArgs { yes: true })
+        ));
+    }
+
+    #[test]
+    fn master_ip_args_come_from_ssconf() {
+        let base = std::env::temp_dir().join(format!("ganeti-cli-mip-{}", std::process::id()));
+        let root = base.join("node1.example.com");
+        std::fs::create_dir_all(&root).unwrap();
+        let paths = Paths::virtual_node(&root, "node1.example.com").unwrap();
+        let config = crate::config::test_support::generated(1, 0);
+        std::fs::create_dir_all(paths.data_dir()).unwrap();
+        crate::ssconf::write_all(&paths, &config).unwrap();
+        let a = master_ip_args(&paths, &json!({"use_external_mip_script": true}), "stop").unwrap();
+        let _ = std::fs::remove_dir_all(&base);
+        assert_eq!(a.ip, "192.0.2.254");
+        assert_eq!(a.netdev, "eth0");
+        assert_eq!(a.family, 4);
+        assert_eq!(a.action, "stop");
+        assert!(a.external_script);
+        assert_eq!(u32::from(a.netmask), config.cluster.master_netmask);
+    }
 
     #[test]
     fn timespecs() {

@@ -53,6 +53,7 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
             ),
         ));
     }
+    check_master_votes(daemon, &snapshot, &me)?;
     crate::sys::fs::ensure_dir(&paths.socket_dir(), 0o750)
         .map_err(|e| DaemonError::body("creating the socket directory", e))?;
     let store = Arc::new(store);
@@ -97,6 +98,40 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
         let _ = std::fs::remove_file(sock);
     }
     Ok(())
+}
+
+/// Start-up voting (Ganeti's `CheckAgreement`): unless `--no-voting
+/// --yes-do-it`, the other nodes must not name another master. The rules
+/// are [`crate::bootstrap::master::startup_verdict`]; a single-node
+/// cluster has nobody to ask.
+fn check_master_votes(daemon: &Daemon, config: &ConfigData, me: &str) -> Result<(), DaemonError> {
+    if daemon.args.no_voting {
+        if !daemon.args.yes_do_it {
+            return Err(DaemonError::body(
+                "checking the master role",
+                "--no-voting can be dangerous (two masters); add --yes-do-it to confirm",
+            ));
+        }
+        log::warn!("starting without asking the other nodes (--no-voting)");
+        return Ok(());
+    }
+    if config.nodes.len() <= 1 {
+        return Ok(());
+    }
+    let rpc = crate::rpc::client::RpcClient::new(
+        &daemon.paths.noded_cert(),
+        crate::constants::DEFAULT_NODED_PORT,
+    )
+    .map_err(|e| DaemonError::body("preparing node RPC for the master vote", e))?;
+    let mut wait = |d: std::time::Duration| std::thread::sleep(d);
+    match crate::bootstrap::master::confirm_master_role(&rpc, config, me, &mut wait) {
+        Ok(None) => Ok(()),
+        Ok(Some(warning)) => {
+            log::warn!("{warning}");
+            Ok(())
+        }
+        Err(e) => Err(DaemonError::body("checking the master role", e)),
+    }
 }
 
 fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
