@@ -248,6 +248,11 @@ impl Processor {
         &self.store
     }
 
+    /// The lock manager.
+    pub fn locks(&self) -> &Arc<LockManager> {
+        &self.locks
+    }
+
     /// Runs `op` for `owner` at `priority`, sending log lines to `feedback`
     /// and calling `locks_acquired` once its locks are held (the job turns
     /// from waiting to running).
@@ -261,9 +266,37 @@ impl Processor {
         feedback: &mut dyn FnMut(String),
         locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome {
+        match logical_unit_for(op) {
+            Ok(lu) => self.execute_lu(
+                owner,
+                op,
+                lu,
+                priority,
+                when_exhausted,
+                feedback,
+                locks_acquired,
+            ),
+            Err(e) => OpOutcome::Failed(e),
+        }
+    }
+
+    /// [`Processor::execute`] with a given logical unit for `op` (one built
+    /// with non-default collaborators, e.g. another join step).
+    #[allow(clippy::too_many_arguments)]
+    pub fn execute_lu(
+        &self,
+        owner: OwnerId,
+        op: &OpCode,
+        lu: Box<dyn LogicalUnit>,
+        priority: Priority,
+        when_exhausted: WhenExhausted,
+        feedback: &mut dyn FnMut(String),
+        locks_acquired: &mut dyn FnMut(),
+    ) -> OpOutcome {
         let outcome = self.run_phases(
             owner,
             op,
+            lu,
             priority,
             when_exhausted,
             feedback,
@@ -279,19 +312,17 @@ impl Processor {
         outcome
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_phases(
         &self,
         owner: OwnerId,
         op: &OpCode,
+        mut lu: Box<dyn LogicalUnit>,
         priority: Priority,
         when_exhausted: WhenExhausted,
         feedback: &mut dyn FnMut(String),
         locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome {
-        let mut lu = match logical_unit_for(op) {
-            Ok(lu) => lu,
-            Err(e) => return OpOutcome::Failed(e),
-        };
         let snapshot = self.store.snapshot();
         if let Err(e) = lu.expand_names(&snapshot) {
             return OpOutcome::Failed(e);

@@ -158,3 +158,119 @@ pub fn fake_join(
         Err(_) => crate::join::join_node(rpc, target, tokens, cluster_name, files, timeout),
     }
 }
+
+/// A master in a temp root with a config of `nodes` nodes and `instances`
+/// instances, the fake RPC wired in as the processor's client and as the
+/// store's replicator, and the virtual cluster's shared hosts file.
+pub struct TestCluster {
+    dir: std::path::PathBuf,
+    /// The master's paths.
+    pub paths: crate::paths::Paths,
+    /// The fake every call goes to.
+    pub rpc: std::sync::Arc<FakeRpc>,
+    /// The processor running opcodes.
+    pub processor: crate::cmdlib::Processor,
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl TestCluster {
+    /// A cluster built from `cfg` (node1.example.com must be its master).
+    pub fn with_config(tag: &str, cfg: crate::config::objects::ConfigData) -> TestCluster {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ganeti-cmdlib-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = dir.join("node1.example.com");
+        std::fs::create_dir_all(&root).expect("temp dir is writable");
+        let paths = crate::paths::Paths::virtual_node(&root, "node1.example.com")
+            .expect("valid virtual node");
+        let rpc = Arc::new(FakeRpc::new());
+        let locks = Arc::new(crate::locking::LockManager::new(
+            crate::cmdlib::initial_locks(&cfg),
+        ));
+        let store = Arc::new(
+            crate::config::store::ConfigStore::create(&paths, cfg).expect("valid test config"),
+        );
+        store.set_replicator(Arc::new(crate::cmdlib::redist::RpcReplicator::new(
+            rpc.clone(),
+        )));
+        let processor = crate::cmdlib::Processor::new(store, locks, rpc.clone());
+        TestCluster {
+            dir,
+            paths,
+            rpc,
+            processor,
+        }
+    }
+
+    /// `nodes` nodes, `instances` instances ([`crate::config::test_support::generated`]).
+    pub fn new(tag: &str, nodes: usize, instances: usize) -> TestCluster {
+        Self::with_config(
+            tag,
+            crate::config::test_support::generated(nodes, instances),
+        )
+    }
+
+    /// The current config.
+    pub fn config(&self) -> std::sync::Arc<crate::config::objects::ConfigData> {
+        self.processor.store().snapshot()
+    }
+
+    /// Adds a line to the virtual cluster's shared hosts file.
+    pub fn add_host(&self, ip: &str, name: &str) {
+        let hosts = self.dir.join("hosts");
+        let mut text = std::fs::read_to_string(&hosts).unwrap_or_default();
+        text.push_str(&format!("{ip}\t{name}\n"));
+        crate::sys::fs::atomic_write(&hosts, text.as_bytes(), 0o644).expect("hosts writable");
+    }
+
+    /// Writes `production` (a path as on a real node) under the master's root.
+    pub fn write_file(&self, production: &str, data: &[u8], mode: u32) {
+        let p = self.paths.under_root(production);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("temp dir is writable");
+        }
+        crate::sys::fs::atomic_write(&p, data, mode).expect("temp file writable");
+    }
+
+    /// Runs `op` through its logical unit.
+    pub fn run(
+        &self,
+        op: impl Into<crate::opcodes::OpCode>,
+    ) -> (crate::cmdlib::OpOutcome, Vec<String>) {
+        let op = op.into();
+        match crate::cmdlib::logical_unit_for(&op) {
+            Ok(lu) => self.run_lu(&op, lu),
+            Err(e) => (crate::cmdlib::OpOutcome::Failed(e), Vec::new()),
+        }
+    }
+
+    /// Runs `op` through the given logical unit.
+    pub fn run_lu(
+        &self,
+        op: &crate::opcodes::OpCode,
+        lu: Box<dyn crate::cmdlib::LogicalUnit>,
+    ) -> (crate::cmdlib::OpOutcome, Vec<String>) {
+        let mut log = Vec::new();
+        let out = self.processor.execute_lu(
+            crate::locking::OwnerId(7),
+            op,
+            lu,
+            crate::locking::Priority::default(),
+            crate::locking::retry::WhenExhausted::Block,
+            &mut |l| log.push(l),
+            &mut || {},
+        );
+        (out, log)
+    }
+}

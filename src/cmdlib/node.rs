@@ -1152,3 +1152,559 @@ impl LogicalUnit for LuNodePowercycle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmdlib::fake_rpc::{fake_join, TestCluster};
+    use crate::cmdlib::OpOutcome;
+    use crate::opcodes::{OpClusterSetParams, OpCode};
+
+    fn cluster_files(c: &TestCluster) {
+        c.write_file(redist::SERVER_PEM, b"PEM", 0o600);
+        c.write_file(redist::HMAC_KEY, b"HMAC", 0o600);
+        c.write_file(redist::CLUSTER_DOMAIN_SECRET, b"CDS", 0o400);
+    }
+
+    fn add_op(name: &str) -> OpNodeAdd {
+        OpNodeAdd {
+            node_name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn add(c: &TestCluster, op: OpNodeAdd) -> (OpOutcome, Vec<String>) {
+        let lu = Box::new(LuNodeAdd::with_join(op.clone(), fake_join));
+        c.run_lu(&OpCode::from(op), lu)
+    }
+
+    fn prereq_message(out: OpOutcome) -> (ErrorKind, String) {
+        match out {
+            OpOutcome::Failed(LuError::Prereq { kind, message }) => (kind, message),
+            other => panic!("expected a prerequisite failure, got {other:?}"),
+        }
+    }
+
+    fn nodes_called(c: &TestCluster, procedure: &str) -> Vec<String> {
+        let mut v: Vec<String> = c
+            .rpc
+            .calls_of(procedure)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn uploaded_paths(args: &Value) -> Vec<String> {
+        args["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn add_new_node_joins_and_replicates() {
+        let c = TestCluster::new("add", 3, 0);
+        cluster_files(&c);
+        c.add_host("192.0.2.14", "node4.example.com");
+        let serial = c.config().serial_no;
+        let (out, log) = add(&c, add_op("node4.example.com"));
+        assert_eq!(out, OpOutcome::Success(Value::Null), "{log:?}");
+        let cfg = c.config();
+        assert_eq!(cfg.serial_no, serial + 1);
+        let (_, n) = cfg.node_by_name("node4.example.com").unwrap();
+        assert_eq!(n.primary_ip, "192.0.2.14");
+        assert_eq!(n.secondary_ip, "192.0.2.14");
+        assert!(n.master_candidate && n.master_capable && n.vm_capable);
+        // The join carried the secrets, 0600.
+        let joins = c.rpc.calls_of(proto::JOIN_COMPLETE);
+        assert_eq!(joins.len(), 1);
+        let files = &joins[0].1["files"];
+        assert_eq!(files[0]["path"], redist::SERVER_PEM);
+        assert!(files.as_array().unwrap().iter().all(|f| f["mode"] == 0o600));
+        assert_eq!(nodes_called(&c, proto::VERSION), vec!["node4.example.com"]);
+        // Replication: config.data to the other candidates incl. the new
+        // one, ssconf to everybody but the master.
+        let others = vec![
+            "node2.example.com".to_string(),
+            "node3.example.com".into(),
+            "node4.example.com".into(),
+        ];
+        assert_eq!(nodes_called(&c, proto::WRITE_SSCONF), others);
+        let config_uploads: Vec<String> = c
+            .rpc
+            .calls_of(proto::UPLOAD_FILES)
+            .into_iter()
+            .filter(|(_, a)| uploaded_paths(a).contains(&redist::CONFIG_DATA.to_string()))
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(config_uploads, others);
+        // Its locks exist now.
+        let locks = c.processor.locks();
+        assert!(locks
+            .set(Level::Node)
+            .names()
+            .contains(&LockName::from("node4.example.com")));
+        assert!(locks
+            .set(Level::NodeRes)
+            .names()
+            .contains(&LockName::from("node4.example.com")));
+        // And a second add of the same node is refused.
+        let (kind, msg) = prereq_message(add(&c, add_op("node4.example.com")).0);
+        assert_eq!(kind, ErrorKind::Exists);
+        assert!(msg.contains("node4.example.com is already in the configuration"));
+    }
+
+    #[test]
+    fn readd_keeps_uuid_and_needs_no_join() {
+        let c = TestCluster::new("readd", 3, 0);
+        cluster_files(&c);
+        let uuid = c
+            .config()
+            .node_by_name("node2.example.com")
+            .unwrap()
+            .0
+            .clone();
+        let ip = c.config().nodes[&uuid].primary_ip.clone();
+        c.add_host(&ip, "node2.example.com");
+        let op = OpNodeAdd {
+            readd: true,
+            ..add_op("node2.example.com")
+        };
+        let (out, log) = add(&c, op.clone());
+        assert_eq!(out, OpOutcome::Success(Value::Null), "{log:?}");
+        assert!(c.rpc.calls_of(proto::JOIN_COMPLETE).is_empty());
+        assert_eq!(nodes_called(&c, proto::VERSION), vec!["node2.example.com"]);
+        assert_eq!(
+            c.config().node_by_name("node2.example.com").unwrap().0,
+            &uuid
+        );
+        // A readd must not name a group.
+        let op = OpNodeAdd {
+            group: Some("default".into()),
+            ..op
+        };
+        let (kind, _) = prereq_message(add(&c, op).0);
+        assert_eq!(kind, ErrorKind::Inval);
+        // A readd of an unknown node is refused.
+        c.add_host("192.0.2.15", "node5.example.com");
+        let (kind, _) = prereq_message(
+            add(
+                &c,
+                OpNodeAdd {
+                    readd: true,
+                    ..add_op("node5.example.com")
+                },
+            )
+            .0,
+        );
+        assert_eq!(kind, ErrorKind::NoEnt);
+        // A node speaking another protocol is refused, naming the versions.
+        c.rpc.answer(
+            proto::VERSION,
+            "node2.example.com",
+            Ok(serde_json::json!({"protocol": 99, "software": "x", "name": "node2.example.com", "configured": true})),
+        );
+        let (_, msg) = prereq_message(
+            add(
+                &c,
+                OpNodeAdd {
+                    readd: true,
+                    ..add_op("node2.example.com")
+                },
+            )
+            .0,
+        );
+        assert!(
+            msg.contains("99") && msg.contains("node2.example.com"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn add_refuses_wrong_family_and_unknown_group() {
+        let c = TestCluster::new("family", 2, 0);
+        cluster_files(&c);
+        c.add_host("2001:db8::4", "node4.example.com");
+        let (_, msg) = prereq_message(add(&c, add_op("node4.example.com")).0);
+        assert!(
+            msg.contains("node4.example.com")
+                && msg.contains("2001:db8::4")
+                && msg.contains("IPv4"),
+            "{msg}"
+        );
+        c.add_host("192.0.2.14", "node5.example.com");
+        let op = OpNodeAdd {
+            group: Some("nope".into()),
+            ..add_op("node5.example.com")
+        };
+        let (kind, msg) = prereq_message(add(&c, op).0);
+        assert_eq!(kind, ErrorKind::NoEnt);
+        assert!(msg.contains("'nope'"), "{msg}");
+        // A dual-homed node in a single-homed cluster.
+        let op = OpNodeAdd {
+            secondary_ip: Some("198.51.100.5".into()),
+            ..add_op("node5.example.com")
+        };
+        let (_, msg) = prereq_message(add(&c, op).0);
+        assert!(msg.contains("The master has no secondary ip"), "{msg}");
+        assert!(c.rpc.calls().is_empty(), "no node was contacted");
+    }
+
+    #[test]
+    fn ipv6_cluster_needs_ipv4_secondary() {
+        let mut cfg = crate::config::test_support::generated(1, 0);
+        cfg.cluster.primary_ip_family = IpFamily::V6;
+        for n in cfg.nodes.values_mut() {
+            n.primary_ip = "2001:db8::1".into();
+            n.secondary_ip = "192.0.2.1".into();
+        }
+        let c = TestCluster::with_config("v6", cfg);
+        cluster_files(&c);
+        c.add_host("2001:db8::4", "node4.example.com");
+        let (_, msg) = prereq_message(add(&c, add_op("node4.example.com")).0);
+        assert!(
+            msg.contains("IPv4 address must be given as secondary"),
+            "{msg}"
+        );
+        let op = OpNodeAdd {
+            secondary_ip: Some("192.0.2.4".into()),
+            ..add_op("node4.example.com")
+        };
+        let (out, log) = add(&c, op);
+        assert_eq!(out, OpOutcome::Success(Value::Null), "{log:?}");
+        let cfg = c.config();
+        let (_, n) = cfg.node_by_name("node4.example.com").unwrap();
+        assert_eq!(
+            (n.primary_ip.as_str(), n.secondary_ip.as_str()),
+            ("2001:db8::4", "192.0.2.4")
+        );
+        // An IPv4-only node is refused in the IPv6 cluster.
+        c.add_host("192.0.2.5", "node5.example.com");
+        let (_, msg) = prereq_message(add(&c, add_op("node5.example.com")).0);
+        assert!(msg.contains("192.0.2.5") && msg.contains("IPv6"), "{msg}");
+    }
+
+    #[test]
+    fn failed_join_leaves_config_unchanged() {
+        let c = TestCluster::new("joinfail", 2, 0);
+        cluster_files(&c);
+        c.add_host("192.0.2.14", "node4.example.com");
+        c.rpc.kill("node4.example.com");
+        let before = c.config();
+        let op = add_op("node4.example.com");
+        let (out, _) = c.run_lu(&OpCode::from(op.clone()), Box::new(LuNodeAdd::new(op)));
+        let (kind, msg) = prereq_message(out);
+        assert_eq!(kind, ErrorKind::Environ);
+        assert!(msg.contains("node4.example.com"), "{msg}");
+        assert_eq!(c.config(), before);
+        assert!(c.rpc.calls_of(proto::WRITE_SSCONF).is_empty());
+        assert!(!c
+            .processor
+            .locks()
+            .set(Level::Node)
+            .names()
+            .contains(&LockName::from("node4.example.com")));
+    }
+
+    /// Four nodes, pool size 3: node1-3 candidates, node4 not.
+    fn pool_cluster(tag: &str, instances: usize) -> TestCluster {
+        let mut cfg = crate::config::test_support::generated(4, instances);
+        cfg.cluster.candidate_pool_size = 3;
+        for n in cfg.nodes.values_mut() {
+            n.master_candidate = n.name.as_str() != "node4.example.com";
+        }
+        let c = TestCluster::with_config(tag, cfg);
+        cluster_files(&c);
+        c.write_file(redist::RAPI_PEM, b"RAPI", 0o440);
+        c
+    }
+
+    fn is_candidate(c: &TestCluster, name: &str) -> bool {
+        c.config().node_by_name(name).unwrap().1.master_candidate
+    }
+
+    #[test]
+    fn demotion_needs_auto_promote_which_promotes_another() {
+        let c = pool_cluster("demote", 0);
+        let op = OpNodeSetParams {
+            node_name: "node2".into(),
+            master_candidate: Some(false),
+            ..Default::default()
+        };
+        let (kind, msg) = prereq_message(c.run(op.clone()).0);
+        assert_eq!(kind, ErrorKind::State);
+        assert!(msg.starts_with("Not enough master candidates"), "{msg}");
+        assert!(is_candidate(&c, "node2.example.com"));
+        c.rpc.clear();
+        let (out, log) = c.run(OpNodeSetParams {
+            auto_promote: true,
+            ..op
+        });
+        assert_eq!(
+            out,
+            OpOutcome::Success(serde_json::json!([["master_candidate", "False"]])),
+            "{log:?}"
+        );
+        assert!(!is_candidate(&c, "node2.example.com"));
+        assert!(is_candidate(&c, "node4.example.com"));
+        assert!(
+            log.iter()
+                .any(|l| l.contains("Promoted nodes to master candidate role: node4.example.com")),
+            "{log:?}"
+        );
+        // The demoted node loses its config copy; the promoted one gets the
+        // candidates' files (and config.data through replication).
+        let removes = c.rpc.calls_of(proto::REMOVE_FILES);
+        assert_eq!(removes.len(), 1);
+        assert_eq!(removes[0].0, "node2.example.com");
+        assert_eq!(removes[0].1["paths"][0], redist::CONFIG_DATA);
+        let to_node4: Vec<Vec<String>> = c
+            .rpc
+            .calls_of(proto::UPLOAD_FILES)
+            .into_iter()
+            .filter(|(n, _)| n == "node4.example.com")
+            .map(|(_, a)| uploaded_paths(&a))
+            .collect();
+        assert!(
+            to_node4.contains(&vec![redist::CONFIG_DATA.to_string()]),
+            "{to_node4:?}"
+        );
+        assert!(
+            to_node4.contains(&vec![redist::RAPI_PEM.to_string()]),
+            "{to_node4:?}"
+        );
+    }
+
+    #[test]
+    fn flags_rules() {
+        let c = pool_cluster("flags", 1);
+        // Only one role flag at a time.
+        let (_, msg) = prereq_message(
+            c.run(OpNodeSetParams {
+                node_name: "node4".into(),
+                offline: Some(true),
+                drained: Some(true),
+                ..Default::default()
+            })
+            .0,
+        );
+        assert!(msg.contains("more than one state"), "{msg}");
+        // The master's role cannot change.
+        let (_, msg) = prereq_message(
+            c.run(OpNodeSetParams {
+                node_name: "node1.example.com".into(),
+                offline: Some(true),
+                ..Default::default()
+            })
+            .0,
+        );
+        assert!(msg.contains("master-failover"), "{msg}");
+        // vm_capable cannot be unset under an instance (inst1 is on node1).
+        let (_, msg) = prereq_message(
+            c.run(OpNodeSetParams {
+                node_name: "node1".into(),
+                vm_capable: Some(false),
+                ..Default::default()
+            })
+            .0,
+        );
+        assert!(msg.contains("hosts instances"), "{msg}");
+        // Offlining a candidate with auto-promote: offline, not contacted.
+        c.rpc.clear();
+        let (out, log) = c.run(OpNodeSetParams {
+            node_name: "node3".into(),
+            offline: Some(true),
+            auto_promote: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            out,
+            OpOutcome::Success(serde_json::json!([
+                ["master_candidate", "False"],
+                ["offline", "True"]
+            ])),
+            "{log:?}"
+        );
+        assert!(c.rpc.calls_of(proto::REMOVE_FILES).is_empty());
+        assert!(!c.rpc.calls().iter().any(|x| x.node == "node3.example.com"));
+        assert!(is_candidate(&c, "node4.example.com"));
+        // Bringing it back asks for its version and re-promotes if needed.
+        let (out, log) = c.run(OpNodeSetParams {
+            node_name: "node3".into(),
+            offline: Some(false),
+            ..Default::default()
+        });
+        assert!(matches!(out, OpOutcome::Success(_)), "{out:?} {log:?}");
+        assert!(nodes_called(&c, proto::VERSION).contains(&"node3.example.com".to_string()));
+        assert!(
+            !c.config()
+                .node_by_name("node3.example.com")
+                .unwrap()
+                .1
+                .offline
+        );
+        // Nothing to change.
+        let (_, msg) = prereq_message(
+            c.run(OpNodeSetParams {
+                node_name: "node3".into(),
+                ..Default::default()
+            })
+            .0,
+        );
+        assert!(msg.contains("at least one modification"), "{msg}");
+    }
+
+    #[test]
+    fn remove_rules_and_rebalance() {
+        let c = pool_cluster("remove", 2);
+        let (_, msg) = prereq_message(
+            c.run(OpNodeRemove {
+                node_name: "node1.example.com".into(),
+                ..Default::default()
+            })
+            .0,
+        );
+        assert!(msg.contains("master node"), "{msg}");
+        // inst2 lives on node2.
+        let (_, msg) = prereq_message(
+            c.run(OpNodeRemove {
+                node_name: "node2".into(),
+                ..Default::default()
+            })
+            .0,
+        );
+        assert!(msg.contains("inst2.example.com"), "{msg}");
+        // node3 is dead: removed anyway, with a warning; node4 promoted.
+        c.rpc.kill("node3.example.com");
+        let (out, log) = c.run(OpNodeRemove {
+            node_name: "node3".into(),
+            ..Default::default()
+        });
+        assert_eq!(out, OpOutcome::Success(Value::Null), "{log:?}");
+        assert!(c.config().node_by_name("node3.example.com").is_none());
+        assert!(is_candidate(&c, "node4.example.com"));
+        assert_eq!(
+            nodes_called(&c, proto::LEAVE_CLUSTER),
+            vec!["node3.example.com"]
+        );
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("WARNING: Errors encountered on the remote node")),
+            "{log:?}"
+        );
+        assert!(!c
+            .processor
+            .locks()
+            .set(Level::Node)
+            .names()
+            .contains(&LockName::from("node3.example.com")));
+        // The removed node no longer receives ssconf.
+        c.rpc.clear();
+        let (out, _) = c.run(OpNodeSetParams {
+            node_name: "node4".into(),
+            drained: Some(true),
+            auto_promote: true,
+            ..Default::default()
+        });
+        assert!(matches!(out, OpOutcome::Success(_)), "{out:?}");
+        assert!(!nodes_called(&c, proto::WRITE_SSCONF).contains(&"node3.example.com".to_string()));
+    }
+
+    #[test]
+    fn dead_node_only_warns_and_pool_grows_with_cluster_setting() {
+        let c = pool_cluster("dead", 0);
+        c.rpc.kill("node3.example.com");
+        let (out, log) = c.run(OpClusterSetParams {
+            candidate_pool_size: Some(4),
+            ..Default::default()
+        });
+        assert_eq!(out, OpOutcome::Success(Value::Null), "{log:?}");
+        assert_eq!(c.config().cluster.candidate_pool_size, 4);
+        assert!(is_candidate(&c, "node4.example.com"), "{log:?}");
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("WARNING:") && l.contains("node3.example.com")),
+            "{log:?}"
+        );
+        // What was replicated is exactly the master's file and ssconf.
+        let on_disk = std::fs::read(c.paths.config_file()).unwrap();
+        let (_, last) = c
+            .rpc
+            .calls_of(proto::UPLOAD_FILES)
+            .into_iter()
+            .rfind(|(n, a)| n == "node2.example.com" && uploaded_paths(a)[0] == redist::CONFIG_DATA)
+            .unwrap();
+        assert_eq!(
+            crate::rpc::b64::decode(last["files"][0]["data"].as_str().unwrap()).unwrap(),
+            on_disk
+        );
+        assert_eq!(last["files"][0]["mode"], 0o640);
+        let (_, ss) = c
+            .rpc
+            .calls_of(proto::WRITE_SSCONF)
+            .into_iter()
+            .next_back()
+            .unwrap();
+        let want = serde_json::to_value(crate::ssconf::render(&c.config())).unwrap();
+        assert_eq!(ss["files"], want);
+    }
+
+    #[test]
+    fn powercycle() {
+        let c = TestCluster::new("powercycle", 2, 0);
+        let (_, msg) = prereq_message(
+            c.run(OpNodePowercycle {
+                node_name: "node1".into(),
+                ..Default::default()
+            })
+            .0,
+        );
+        assert!(msg.contains("force"), "{msg}");
+        let (out, _) = c.run(OpNodePowercycle {
+            node_name: "node2".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            out,
+            OpOutcome::Success(serde_json::json!("Reboot scheduled in 5 seconds"))
+        );
+        c.rpc.kill("node2.example.com");
+        let (out, _) = c.run(OpNodePowercycle {
+            node_name: "node2".into(),
+            ..Default::default()
+        });
+        assert!(
+            matches!(out, OpOutcome::Failed(LuError::Exec(_))),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn pool_maths() {
+        let mut cfg = crate::config::test_support::generated(5, 0);
+        cfg.cluster.candidate_pool_size = 3;
+        for n in cfg.nodes.values_mut() {
+            n.master_candidate = false;
+        }
+        let drained = cfg.node_by_name("node2.example.com").unwrap().0.clone();
+        cfg.nodes.get_mut(&drained).unwrap().drained = true;
+        assert_eq!(candidate_stats(&cfg, &[]), (0, 3, 4));
+        assert!(decide_self_promotion(&cfg, &[]));
+        let promoted = maintain_candidate_pool(&mut cfg, &[]);
+        assert_eq!(
+            promoted,
+            vec![
+                "node1.example.com",
+                "node3.example.com",
+                "node4.example.com"
+            ]
+        );
+        assert_eq!(candidate_stats(&cfg, &[]), (3, 3, 4));
+        assert!(!decide_self_promotion(&cfg, &[]));
+        assert!(maintain_candidate_pool(&mut cfg, &[]).is_empty());
+    }
+}
