@@ -316,3 +316,127 @@ impl LogicalUnit for LuClusterRedistConf {
         Ok(Value::Null)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmdlib::fake_rpc::TestCluster;
+    use crate::cmdlib::OpOutcome;
+
+    fn paths_of(args: &Value) -> Vec<String> {
+        args["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn redist_list_parsing() {
+        assert_eq!(
+            parse_redist_list("# extra files\n/etc/a.conf\n\n  /etc/b # trailing\n#/etc/c\n"),
+            vec!["/etc/a.conf", "/etc/b"]
+        );
+    }
+
+    #[test]
+    fn redist_conf_sends_each_role_its_files() {
+        let mut cfg = crate::config::test_support::generated(3, 0);
+        cfg.cluster.enabled_hypervisors = vec!["kvm".into(), "fake".into()];
+        cfg.cluster
+            .hvparams
+            .entry("kvm".into())
+            .or_default()
+            .insert(
+                "vnc_password_file".into(),
+                "/etc/ganeti/vnc-cluster-password".into(),
+            );
+        for n in cfg.nodes.values_mut() {
+            if n.name.as_str() == "node3.example.com" {
+                n.master_candidate = false;
+                n.vm_capable = false;
+            }
+        }
+        let c = TestCluster::with_config("redist", cfg);
+        c.write_file(HMAC_KEY, b"hmac", 0o440);
+        c.write_file(RAPI_PEM, b"rapi", 0o440);
+        c.write_file(RAPI_USERS, b"users", 0o640);
+        c.write_file("/etc/ganeti/vnc-cluster-password", b"vnc", 0o640);
+        c.write_file("/etc/extra.conf", b"extra", 0o644);
+        c.write_file(
+            REDIST_FILES_LIST,
+            b"# files to keep equal\n/etc/extra.conf\n/etc/missing.conf\n",
+            0o644,
+        );
+        c.rpc.kill("node3.example.com");
+        let (out, log) = c.run(OpClusterRedistConf::default());
+        assert_eq!(out, OpOutcome::Success(Value::Null), "{log:?}");
+        // Missing optional files are skipped with a note; the dead node is a warning.
+        assert!(log.contains(&format!(
+            "Skipping missing optional file {CLUSTER_DOMAIN_SECRET}"
+        )));
+        assert!(log.contains(&"Skipping missing optional file /etc/missing.conf".to_string()));
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("WARNING:") && l.contains("node3.example.com")),
+            "{log:?}"
+        );
+        let uploads = c.rpc.calls_of(proto::UPLOAD_FILES);
+        let of = |node: &str, first: &str| -> Vec<Vec<String>> {
+            uploads
+                .iter()
+                .filter(|(n, a)| n == node && paths_of(a)[0] == first)
+                .map(|(_, a)| paths_of(a))
+                .collect()
+        };
+        // config.data: candidates only (the master excluded).
+        assert_eq!(of("node2.example.com", CONFIG_DATA).len(), 1);
+        assert!(of("node3.example.com", CONFIG_DATA).is_empty());
+        assert!(!uploads.iter().any(|(n, _)| n == "node1.example.com"));
+        let all = vec![
+            HMAC_KEY.to_string(),
+            REDIST_FILES_LIST.into(),
+            "/etc/extra.conf".into(),
+        ];
+        let mut node2 = all.clone();
+        node2.extend([
+            RAPI_PEM.to_string(),
+            RAPI_USERS.into(),
+            "/etc/ganeti/vnc-cluster-password".into(),
+        ]);
+        assert_eq!(of("node2.example.com", HMAC_KEY), vec![node2]);
+        assert_eq!(of("node3.example.com", HMAC_KEY), vec![all]);
+        // ssconf to every node but the master.
+        let mut ss: Vec<String> = c
+            .rpc
+            .calls_of(proto::WRITE_SSCONF)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        ss.sort();
+        assert_eq!(ss, vec!["node2.example.com", "node3.example.com"]);
+        // File modes travel with the files.
+        let (_, a) = uploads
+            .iter()
+            .find(|(n, a)| n == "node2.example.com" && paths_of(a)[0] == HMAC_KEY)
+            .unwrap();
+        assert_eq!(a["files"][0]["mode"], 0o440);
+        assert_eq!(
+            crate::rpc::b64::decode(a["files"][0]["data"].as_str().unwrap()).unwrap(),
+            b"hmac"
+        );
+    }
+
+    #[test]
+    fn join_files_need_the_certificate() {
+        let c = TestCluster::new("joinfiles", 1, 0);
+        assert!(join_files(&c.paths).is_err());
+        c.write_file(SERVER_PEM, b"pem", 0o600);
+        c.write_file(HMAC_KEY, b"hmac", 0o440);
+        c.write_file(CLUSTER_DOMAIN_SECRET, b"cds", 0o400);
+        let files = join_files(&c.paths).unwrap();
+        assert_eq!(files.len(), 3);
+        assert!(files.iter().all(|f| f.mode == 0o600));
+    }
+}

@@ -338,4 +338,44 @@ mod tests {
             "{msg}"
         );
     }
+
+    /// Records what it was handed and always complains.
+    struct Recorder(Mutex<Vec<(u64, Vec<u8>)>>);
+
+    impl Replicator for Recorder {
+        fn replicate(&self, cfg: &ConfigData, config_json: &[u8]) -> Vec<String> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((cfg.serial_no, config_json.to_vec()));
+            vec!["node2: unreachable".into()]
+        }
+    }
+
+    #[test]
+    fn replicator_gets_each_commit_and_never_undoes_it() {
+        let (_t, paths) = TempRoot::new("replicate");
+        let store = ConfigStore::create(&paths, generated(2, 0)).unwrap();
+        let rec = Arc::new(Recorder(Mutex::new(Vec::new())));
+        store.set_replicator(rec.clone());
+        let (_, warnings) = store
+            .update_reporting(|d| {
+                d.cluster.cluster_name = "renamed.example.com".into();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(warnings, vec!["node2: unreachable"]);
+        let serial = store.snapshot().serial_no;
+        // A failed update is not replicated.
+        let _ = store.update(|_| {
+            Err::<(), _>(ConfigError::Update {
+                reason: "no".into(),
+            })
+        });
+        assert_eq!(store.replicate_now(), vec!["node2: unreachable"]);
+        let seen = rec.0.lock().unwrap().clone();
+        let on_disk = std::fs::read(paths.config_file()).unwrap();
+        assert_eq!(seen, vec![(serial, on_disk.clone()), (serial, on_disk)]);
+        assert_eq!(store.snapshot().cluster.cluster_name, "renamed.example.com");
+    }
 }

@@ -416,3 +416,168 @@ impl LogicalUnit for LuClusterVerifyGroup {
         Ok(Value::Bool(!report.failed))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmdlib::fake_rpc::TestCluster;
+    use crate::cmdlib::OpOutcome;
+    use crate::opcodes::{OpClusterVerify, OpClusterVerifyGroup};
+
+    /// Scripts every node's node info as a healthy copy of the master.
+    fn healthy(c: &TestCluster) {
+        let master = MasterFiles::read(&c.paths);
+        for n in c.config().nodes.values() {
+            let info = NodeInfo {
+                name: n.name.as_str().into(),
+                protocol: crate::rpc::PROTOCOL_VERSION,
+                software: crate::constants::RELEASE_VERSION.into(),
+                time: now_secs(),
+                cert_not_after: Some(now_secs() + 365.0 * 86400.0),
+                checksums: [(
+                    CONFIG_DATA.to_string(),
+                    n.master_candidate
+                        .then(|| master.config_data.clone())
+                        .flatten(),
+                )]
+                .into(),
+                ssconf: master.ssconf.clone(),
+            };
+            set(c, n.name.as_str(), &info);
+        }
+    }
+
+    fn set(c: &TestCluster, node: &str, info: &NodeInfo) {
+        c.rpc.answer(
+            proto::NODE_INFO,
+            node,
+            Ok(serde_json::to_value(info).unwrap()),
+        );
+    }
+
+    fn info_of(c: &TestCluster, node: &str) -> NodeInfo {
+        let master = MasterFiles::read(&c.paths);
+        NodeInfo {
+            name: node.into(),
+            protocol: crate::rpc::PROTOCOL_VERSION,
+            software: crate::constants::RELEASE_VERSION.into(),
+            time: now_secs(),
+            cert_not_after: Some(now_secs() + 365.0 * 86400.0),
+            checksums: [(CONFIG_DATA.to_string(), master.config_data.clone())].into(),
+            ssconf: master.ssconf.clone(),
+        }
+    }
+
+    #[test]
+    fn healthy_cluster_verifies() {
+        let c = TestCluster::new("verify-ok", 3, 1);
+        healthy(&c);
+        let (out, log) = c.run(OpClusterVerify::default());
+        assert_eq!(out, OpOutcome::Success(Value::Bool(true)), "{log:?}");
+        assert!(!log.iter().any(|l| l.contains("ERROR")), "{log:?}");
+        assert_eq!(c.rpc.calls_of(proto::NODE_INFO).len(), 3);
+    }
+
+    #[test]
+    fn finds_ssconf_clock_and_unreachable_problems() {
+        let c = TestCluster::new("verify-bad", 5, 0);
+        healthy(&c);
+        let mut node2 = info_of(&c, "node2.example.com");
+        node2
+            .ssconf
+            .insert("master_node".into(), sha1_hex(b"node9.example.com\n"));
+        set(&c, "node2.example.com", &node2);
+        let mut node3 = info_of(&c, "node3.example.com");
+        node3.time -= 1000.0;
+        node3.cert_not_after = Some(now_secs() - 10.0);
+        set(&c, "node3.example.com", &node3);
+        c.rpc.kill("node4.example.com");
+        let mut node5 = info_of(&c, "node5.example.com");
+        node5.cert_not_after = Some(now_secs() + 5.0 * 86400.0);
+        node5
+            .checksums
+            .insert(CONFIG_DATA.into(), Some(sha1_hex(b"old")));
+        set(&c, "node5.example.com", &node5);
+        let (out, log) = c.run(OpClusterVerify::default());
+        assert_eq!(out, OpOutcome::Success(Value::Bool(false)), "{log:?}");
+        let has = |s: &str| log.iter().any(|l| l == s);
+        assert!(
+            has("  - ERROR: node node2.example.com: ssconf file ssconf_master_node differs from the master's"),
+            "{log:?}"
+        );
+        assert!(
+            log.iter().any(|l| l.starts_with(
+                "  - ERROR: node node3.example.com: Node time diverges by at least 1000"
+            )),
+            "{log:?}"
+        );
+        assert!(
+            has("  - ERROR: node node3.example.com: the node certificate (server.pem) has expired"),
+            "{log:?}"
+        );
+        assert!(
+            log.iter().any(|l| l
+                .starts_with("  - ERROR: node node4.example.com: while contacting node:")),
+            "{log:?}"
+        );
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("  - WARNING: node node5.example.com: the node certificate")),
+            "{log:?}"
+        );
+        assert!(
+            has(&format!(
+                "  - ERROR: node node5.example.com: file {CONFIG_DATA} differs from the master's"
+            )),
+            "{log:?}"
+        );
+        // Machine-readable codes, and ignored codes become warnings.
+        let (out, log) = c.run(OpClusterVerifyGroup {
+            group_name: "default".into(),
+            error_codes: true,
+            ignore_errors: vec!["ENODETIME".into()],
+            ..Default::default()
+        });
+        assert_eq!(out, OpOutcome::Success(Value::Bool(false)));
+        assert!(
+            log.iter().any(|l| l
+                .starts_with("  - WARNING:ENODETIME:node:node3.example.com:Node time diverges")),
+            "{log:?}"
+        );
+        assert!(
+            log.contains(&"  - ERROR:ENODEFILECHECK:node:node2.example.com:ssconf file ssconf_master_node differs from the master's".to_string()),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn offline_nodes_are_skipped_and_unknown_group_refused() {
+        let mut cfg = crate::config::test_support::generated(3, 0);
+        for n in cfg.nodes.values_mut() {
+            if n.name.as_str() == "node3.example.com" {
+                n.offline = true;
+                n.master_candidate = false;
+            }
+        }
+        let c = TestCluster::with_config("verify-offline", cfg);
+        healthy(&c);
+        let (out, log) = c.run(OpClusterVerify::default());
+        assert_eq!(out, OpOutcome::Success(Value::Bool(true)), "{log:?}");
+        assert!(log.contains(&"  - NOTICE: 1 offline node(s) found.".to_string()));
+        assert!(!c.rpc.calls().iter().any(|x| x.node == "node3.example.com"));
+        let (out, _) = c.run(OpClusterVerifyGroup {
+            group_name: "nope".into(),
+            ..Default::default()
+        });
+        assert!(
+            matches!(
+                out,
+                OpOutcome::Failed(crate::cmdlib::LuError::Prereq {
+                    kind: ErrorKind::NoEnt,
+                    ..
+                })
+            ),
+            "{out:?}"
+        );
+    }
+}
