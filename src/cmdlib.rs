@@ -19,12 +19,17 @@
 //! `docs/opcodes.md` lists which.
 
 pub mod cluster;
+#[cfg(test)]
+pub mod fake_rpc;
+pub mod node;
 pub mod query;
+pub mod redist;
 pub mod tags;
 pub mod test;
 
 use crate::config::objects::ConfigData;
 use crate::config::store::ConfigStore;
+use crate::config::ConfigError;
 use crate::error::ErrorKind;
 use crate::locking::retry::{
     acquire_with_retries, LockRequest, RetryOutcome, TimeoutStrategy, WhenExhausted,
@@ -32,6 +37,7 @@ use crate::locking::retry::{
 use crate::locking::{Level, BGL_NAME};
 use crate::locking::{LockManager, LockMode, LockName, Names, OwnerId, Priority};
 use crate::opcodes::OpCode;
+use crate::rpc::NodeRpc;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -97,8 +103,42 @@ pub struct LockNeed {
 pub struct LuContext<'a> {
     /// The config writer.
     pub store: &'a ConfigStore,
+    /// Calls nodes (the master too: an LU never does node work itself).
+    pub rpc: &'a dyn NodeRpc,
+    /// The lock manager, for LUs that create or delete lock names (node
+    /// add and remove).
+    pub locks: &'a LockManager,
+    /// The job owning the locks held for this opcode.
+    pub owner: OwnerId,
+    /// The opcode's priority (for lock additions).
+    pub priority: Priority,
     /// Appends a line to the job's log.
     pub feedback: &'a mut dyn FnMut(String),
+}
+
+impl LuContext<'_> {
+    /// Commits a config change through the writer and reports the
+    /// distribution warnings as feedback lines. A change refused by the
+    /// closure with [`ConfigError::Update`] stays a prerequisite failure
+    /// (nothing was written); anything else is an execution failure.
+    pub fn update_config<T>(
+        &mut self,
+        f: impl FnOnce(&mut ConfigData) -> Result<T, ConfigError>,
+    ) -> Result<T, LuError> {
+        let (out, warnings) = self.store.update_reporting(f).map_err(|e| match e {
+            ConfigError::Update { reason } => LuError::prereq(ErrorKind::Inval, reason),
+            other => LuError::Exec(crate::error::chain(&other)),
+        })?;
+        for w in warnings {
+            (self.feedback)(format!("WARNING: {w}"));
+        }
+        Ok(out)
+    }
+
+    /// Sends `line` to the job's log.
+    pub fn log(&mut self, line: impl Into<String>) {
+        (self.feedback)(line.into());
+    }
 }
 
 /// The phases of one opcode's logic.
@@ -135,6 +175,15 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::ClusterConfigQuery(o) => Box::new(cluster::LuClusterConfigQuery::new(o.clone())),
         OpCode::ClusterVerifyConfig(o) => Box::new(cluster::LuClusterVerifyConfig::new(o.clone())),
         OpCode::ClusterSetParams(o) => Box::new(cluster::LuClusterSetParams::new(o.clone())),
+        OpCode::ClusterVerify(o) => Box::new(cluster::verify::LuClusterVerify::new(o.clone())),
+        OpCode::ClusterVerifyGroup(o) => {
+            Box::new(cluster::verify::LuClusterVerifyGroup::new(o.clone()))
+        }
+        OpCode::ClusterRedistConf(o) => Box::new(redist::LuClusterRedistConf::new(o.clone())),
+        OpCode::NodeAdd(o) => Box::new(node::LuNodeAdd::new(o.clone())),
+        OpCode::NodeSetParams(o) => Box::new(node::LuNodeSetParams::new(o.clone())),
+        OpCode::NodeRemove(o) => Box::new(node::LuNodeRemove::new(o.clone())),
+        OpCode::NodePowercycle(o) => Box::new(node::LuNodePowercycle::new(o.clone())),
         OpCode::Query(o) => Box::new(query::LuQuery::new(o.clone())),
         OpCode::QueryFields(o) => Box::new(query::LuQueryFields::new(o.clone())),
         OpCode::TagsGet(o) => Box::new(tags::LuTagsGet::new(o.clone())),
@@ -153,6 +202,13 @@ pub const IMPLEMENTED_OP_IDS: &[&str] = &[
     "OP_CLUSTER_CONFIG_QUERY",
     "OP_CLUSTER_VERIFY_CONFIG",
     "OP_CLUSTER_SET_PARAMS",
+    "OP_CLUSTER_VERIFY",
+    "OP_CLUSTER_VERIFY_GROUP",
+    "OP_CLUSTER_REDIST_CONF",
+    "OP_NODE_ADD",
+    "OP_NODE_SET_PARAMS",
+    "OP_NODE_REMOVE",
+    "OP_NODE_POWERCYCLE",
     "OP_QUERY",
     "OP_QUERY_FIELDS",
     "OP_TAGS_GET",
@@ -177,17 +233,24 @@ pub enum OpOutcome {
 pub struct Processor {
     store: Arc<ConfigStore>,
     locks: Arc<LockManager>,
+    rpc: Arc<dyn NodeRpc>,
 }
 
 impl Processor {
-    /// A processor over the config writer and the lock manager.
-    pub fn new(store: Arc<ConfigStore>, locks: Arc<LockManager>) -> Self {
-        Processor { store, locks }
+    /// A processor over the config writer, the lock manager and the node
+    /// RPC client.
+    pub fn new(store: Arc<ConfigStore>, locks: Arc<LockManager>, rpc: Arc<dyn NodeRpc>) -> Self {
+        Processor { store, locks, rpc }
     }
 
     /// The config writer.
     pub fn store(&self) -> &Arc<ConfigStore> {
         &self.store
+    }
+
+    /// The lock manager.
+    pub fn locks(&self) -> &Arc<LockManager> {
+        &self.locks
     }
 
     /// Runs `op` for `owner` at `priority`, sending log lines to `feedback`
@@ -203,9 +266,37 @@ impl Processor {
         feedback: &mut dyn FnMut(String),
         locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome {
+        match logical_unit_for(op) {
+            Ok(lu) => self.execute_lu(
+                owner,
+                op,
+                lu,
+                priority,
+                when_exhausted,
+                feedback,
+                locks_acquired,
+            ),
+            Err(e) => OpOutcome::Failed(e),
+        }
+    }
+
+    /// [`Processor::execute`] with a given logical unit for `op` (one built
+    /// with non-default collaborators, e.g. another join step).
+    #[allow(clippy::too_many_arguments)]
+    pub fn execute_lu(
+        &self,
+        owner: OwnerId,
+        op: &OpCode,
+        lu: Box<dyn LogicalUnit>,
+        priority: Priority,
+        when_exhausted: WhenExhausted,
+        feedback: &mut dyn FnMut(String),
+        locks_acquired: &mut dyn FnMut(),
+    ) -> OpOutcome {
         let outcome = self.run_phases(
             owner,
             op,
+            lu,
             priority,
             when_exhausted,
             feedback,
@@ -221,19 +312,17 @@ impl Processor {
         outcome
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_phases(
         &self,
         owner: OwnerId,
         op: &OpCode,
+        mut lu: Box<dyn LogicalUnit>,
         priority: Priority,
         when_exhausted: WhenExhausted,
         feedback: &mut dyn FnMut(String),
         locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome {
-        let mut lu = match logical_unit_for(op) {
-            Ok(lu) => lu,
-            Err(e) => return OpOutcome::Failed(e),
-        };
         let snapshot = self.store.snapshot();
         if let Err(e) = lu.expand_names(&snapshot) {
             return OpOutcome::Failed(e);
@@ -283,6 +372,10 @@ impl Processor {
         }
         let mut ctx = LuContext {
             store: &self.store,
+            rpc: self.rpc.as_ref(),
+            locks: &self.locks,
+            owner,
+            priority,
             feedback,
         };
         match lu.exec(&mut ctx) {
@@ -332,7 +425,7 @@ mod tests {
         let store = Arc::new(ConfigStore::create(&paths, cfg).unwrap());
         Fixture {
             dir,
-            processor: Processor::new(store, locks),
+            processor: Processor::new(store, locks, Arc::new(fake_rpc::FakeRpc::new())),
         }
     }
 

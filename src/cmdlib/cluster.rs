@@ -1,6 +1,9 @@
 //! Cluster-level LUs: query, config query, verify-config, set-params; and
 //! the cluster answers masterd gives over LUXI without a job
 //! (`QueryClusterInfo`, `QueryConfigValues`), computed here once for both.
+//! [`verify`] holds `gnt-cluster verify`.
+
+pub mod verify;
 
 use super::{LockNeed, LogicalUnit, LuContext, LuError};
 use crate::config::objects::ConfigData;
@@ -456,7 +459,7 @@ impl LogicalUnit for LuClusterSetParams {
 
     fn exec(&mut self, ctx: &mut LuContext<'_>) -> Result<Value, LuError> {
         let op = self.op.clone();
-        let result = ctx.store.update(|cfg| {
+        let result = ctx.update_config(|cfg| {
             let c = &mut cfg.cluster;
             let fail = |e: LuError| ConfigError::Update {
                 reason: e.to_string(),
@@ -563,11 +566,12 @@ impl LogicalUnit for LuClusterSetParams {
             }
             Ok(())
         });
-        result.map_err(|e| match e {
-            ConfigError::Update { reason } => LuError::prereq(ErrorKind::Inval, reason),
-            other => LuError::Exec(crate::error::chain(&other)),
-        })?;
+        result?;
         (ctx.feedback)("Cluster parameters changed".into());
+        if op.candidate_pool_size.is_some() {
+            // A larger pool is filled at once (Ganeti's AdjustCandidatePool).
+            super::node::adjust_candidate_pool(ctx)?;
+        }
         Ok(Value::Null)
     }
 }

@@ -5,7 +5,10 @@
 //! changes the clone, and the store validates it, bumps `serial_no`, stamps
 //! `mtime`, writes the file atomically (temp file, fsync, rename, fsync the
 //! directory), regenerates the ssconf files and only then publishes the new
-//! snapshot. Distributing the file to master candidates is the caller's job.
+//! snapshot. Then it hands the new configuration to the installed
+//! [`Replicator`] (masterd installs one that pushes `config.data` to the
+//! master candidates and ssconf to every node over RPC, as Ganeti's
+//! `ConfigWriter` does); this module itself knows nothing of RPC.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -43,14 +46,37 @@ pub fn load_file(path: &Path) -> Result<ConfigData, ConfigError> {
     Ok(data)
 }
 
+/// Distributes a committed configuration to the other nodes.
+///
+/// Called by [`ConfigStore`] after every successful update (and by
+/// [`ConfigStore::replicate_now`]), with the writer lock held, so copies
+/// arrive in serial order. Failures never undo the update: they come back
+/// as warnings, one line per problem, naming the node.
+pub trait Replicator: Send + Sync {
+    /// Pushes `cfg` (whose exact `config.data` bytes are `config_json`);
+    /// returns warnings.
+    fn replicate(&self, cfg: &ConfigData, config_json: &[u8]) -> Vec<String>;
+}
+
 /// The configuration of this cluster, and the only way to change it.
-#[derive(Debug)]
 pub struct ConfigStore {
     paths: Paths,
-    /// Serialises writers; held for a whole update (clone, write, publish).
+    /// Serialises writers; held for a whole update (clone, write, publish,
+    /// replicate).
     writer: Mutex<()>,
     /// The published snapshot; locked only to clone or swap the `Arc`.
     current: RwLock<Arc<ConfigData>>,
+    /// Where committed configurations go; none until masterd installs one.
+    replicator: RwLock<Option<Arc<dyn Replicator>>>,
+}
+
+impl std::fmt::Debug for ConfigStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigStore")
+            .field("paths", &self.paths)
+            .field("serial_no", &self.snapshot().serial_no)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConfigStore {
@@ -74,6 +100,7 @@ impl ConfigStore {
             paths: paths.clone(),
             writer: Mutex::new(()),
             current: RwLock::new(Arc::new(data)),
+            replicator: RwLock::new(None),
         })
     }
 
@@ -84,6 +111,7 @@ impl ConfigStore {
             paths: paths.clone(),
             writer: Mutex::new(()),
             current: RwLock::new(Arc::new(data)),
+            replicator: RwLock::new(None),
         })
     }
 
@@ -102,10 +130,22 @@ impl ConfigStore {
     /// regeneration, then the new snapshot is published. Returns what `f`
     /// returned. On any error the file, the ssconf files and the snapshot
     /// keep their previous content.
+    ///
+    /// Replication warnings (see [`Replicator`]) are logged; callers that
+    /// want to show them use [`ConfigStore::update_reporting`].
     pub fn update<T>(
         &self,
         f: impl FnOnce(&mut ConfigData) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
+        self.update_reporting(f).map(|(out, _warnings)| out)
+    }
+
+    /// [`ConfigStore::update`], also returning the replication warnings
+    /// (already logged) so a logical unit can pass them on as feedback.
+    pub fn update_reporting<T>(
+        &self,
+        f: impl FnOnce(&mut ConfigData) -> Result<T, ConfigError>,
+    ) -> Result<(T, Vec<String>), ConfigError> {
         // Poisoning means an earlier update panicked before publishing; the
         // published snapshot and the file are still consistent, so go on.
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -119,7 +159,8 @@ impl ConfigStore {
         new.serial_no = old.serial_no + 1;
         new.mtime = now_secs().max(old.mtime);
         let path = self.paths.config_file();
-        fs::atomic_write(&path, &new.to_json(), CONFIG_FILE_MODE)
+        let json = new.to_json();
+        fs::atomic_write(&path, &json, CONFIG_FILE_MODE)
             .map_err(|source| ConfigError::Write { source })?;
         if let Err(source) = ssconf::write_all(&self.paths, &new) {
             // Put the previous state back so file, ssconf and snapshot agree.
@@ -131,10 +172,44 @@ impl ConfigStore {
         }
         let new = Arc::new(new);
         match self.current.write() {
-            Ok(mut g) => *g = new,
-            Err(p) => *p.into_inner() = new,
+            Ok(mut g) => *g = Arc::clone(&new),
+            Err(p) => *p.into_inner() = Arc::clone(&new),
         }
-        Ok(out)
+        let warnings = self.replicate_locked(&new, &json);
+        Ok((out, warnings))
+    }
+
+    /// Installs the replicator every later update hands its result to.
+    pub fn set_replicator(&self, replicator: Arc<dyn Replicator>) {
+        match self.replicator.write() {
+            Ok(mut g) => *g = Some(replicator),
+            Err(p) => *p.into_inner() = Some(replicator),
+        }
+    }
+
+    /// Pushes the current configuration again without changing it
+    /// (`gnt-cluster redist-conf`); returns the warnings.
+    pub fn replicate_now(&self) -> Vec<String> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let cfg = self.snapshot();
+        let json = cfg.to_json();
+        self.replicate_locked(&cfg, &json)
+    }
+
+    /// Runs the replicator, if any; the caller holds the writer lock.
+    fn replicate_locked(&self, cfg: &ConfigData, json: &[u8]) -> Vec<String> {
+        let replicator = match self.replicator.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let Some(replicator) = replicator else {
+            return Vec::new();
+        };
+        let warnings = replicator.replicate(cfg, json);
+        for w in &warnings {
+            log::warn!("config distribution serial_no={}: {w}", cfg.serial_no);
+        }
+        warnings
     }
 
     /// The paths this store writes under.
@@ -262,5 +337,45 @@ mod tests {
             msg.contains("primary_node") && msg.contains("inst1"),
             "{msg}"
         );
+    }
+
+    /// Records what it was handed and always complains.
+    struct Recorder(Mutex<Vec<(u64, Vec<u8>)>>);
+
+    impl Replicator for Recorder {
+        fn replicate(&self, cfg: &ConfigData, config_json: &[u8]) -> Vec<String> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((cfg.serial_no, config_json.to_vec()));
+            vec!["node2: unreachable".into()]
+        }
+    }
+
+    #[test]
+    fn replicator_gets_each_commit_and_never_undoes_it() {
+        let (_t, paths) = TempRoot::new("replicate");
+        let store = ConfigStore::create(&paths, generated(2, 0)).unwrap();
+        let rec = Arc::new(Recorder(Mutex::new(Vec::new())));
+        store.set_replicator(rec.clone());
+        let (_, warnings) = store
+            .update_reporting(|d| {
+                d.cluster.cluster_name = "renamed.example.com".into();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(warnings, vec!["node2: unreachable"]);
+        let serial = store.snapshot().serial_no;
+        // A failed update is not replicated.
+        let _ = store.update(|_| {
+            Err::<(), _>(ConfigError::Update {
+                reason: "no".into(),
+            })
+        });
+        assert_eq!(store.replicate_now(), vec!["node2: unreachable"]);
+        let seen = rec.0.lock().unwrap().clone();
+        let on_disk = std::fs::read(paths.config_file()).unwrap();
+        assert_eq!(seen, vec![(serial, on_disk.clone()), (serial, on_disk)]);
+        assert_eq!(store.snapshot().cluster.cluster_name, "renamed.example.com");
     }
 }

@@ -58,9 +58,21 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::body("creating the socket directory", e))?;
     let store = Arc::new(store);
     let locks = Arc::new(LockManager::new(crate::cmdlib::initial_locks(&snapshot)));
+    let rpc: Arc<dyn crate::rpc::NodeRpc> = Arc::new(
+        crate::rpc::client::RpcClient::new(
+            &paths.noded_cert(),
+            crate::constants::DEFAULT_NODED_PORT,
+        )
+        .map_err(|e| DaemonError::body("loading the cluster certificate for RPC", e))?,
+    );
+    // Every committed config change goes to the candidates and ssconf to all nodes.
+    store.set_replicator(Arc::new(crate::cmdlib::redist::RpcReplicator::new(
+        Arc::clone(&rpc),
+    )));
     let executor = Arc::new(LuExecutor::new(Processor::new(
         Arc::clone(&store),
         Arc::clone(&locks),
+        rpc,
     )));
     let options = QueueOptions {
         max_running_jobs: usize::try_from(snapshot.cluster.max_running_jobs.max(1)).unwrap_or(1),
