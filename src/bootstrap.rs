@@ -14,7 +14,7 @@ use crate::config::bootstrap::InitParams;
 use crate::config::objects::ConfigData;
 use crate::config::objects::ParamMap;
 use crate::config::params::{self, ParamFamily};
-use crate::config::store::ConfigStore;
+use crate::config::store::{load_file, ConfigStore};
 use crate::config::ConfigError;
 use crate::constants::{self, DEFAULT_NODED_PORT};
 use crate::error::{ErrorKind, OpFailure};
@@ -667,6 +667,9 @@ pub fn init_cluster(
     if opts.start_daemons {
         daemon_util(runner, "start-all")?;
         report.push("Started this node's daemons.".into());
+        if let Some(warning) = master_ip_on_self(paths, "start") {
+            report.push(warning);
+        }
     }
     report.push(format!(
         "Cluster {} initialised with master node {node_name}.",
@@ -783,9 +786,47 @@ pub fn destroy_cluster(paths: &Paths, runner: &dyn Runner) -> Result<(), Bootstr
             "There are still {instances} instance(s) in this cluster."
         )));
     }
+    if let Some(warning) = master_ip_on_self(paths, "stop") {
+        eprintln!("{warning}");
+    }
     daemon_util(runner, "stop-all")?;
     remove_cluster_files(paths);
     Ok(())
+}
+
+/// Asks this node's own noded to add or remove the master IP (Ganeti's
+/// init and destroy do the same); returns a warning when that failed.
+fn master_ip_on_self(paths: &Paths, action: &str) -> Option<String> {
+    let fail = |e: String| {
+        Some(format!(
+            "Could not {action} the master IP on this node: {e}"
+        ))
+    };
+    let config = match load_file(&paths.config_file()) {
+        Ok(c) => c,
+        Err(e) => return fail(crate::error::chain(&e)),
+    };
+    let me = paths.hostname();
+    let node = config.node_by_name(&me)?.1;
+    let rpc = match crate::rpc::client::RpcClient::new(
+        &paths.noded_cert(),
+        constants::DEFAULT_NODED_PORT,
+    ) {
+        Ok(r) => r,
+        Err(e) => return fail(crate::error::chain(&e)),
+    };
+    let target = crate::rpc::Target::new(me.as_str(), node.primary_ip.as_str());
+    let args = serde_json::to_value(master::master_ip_args(&config, action)).unwrap_or_default();
+    match crate::rpc::NodeRpc::call_one(
+        &rpc,
+        crate::rpc::proto::MASTER_IP,
+        &target,
+        &args,
+        crate::rpc::DEFAULT_TIMEOUT,
+    ) {
+        Ok(_) => None,
+        Err(e) => fail(e.to_string()),
+    }
 }
 
 #[cfg(test)]
