@@ -16,6 +16,8 @@
 
 // Program table: `argv[0]` → entry function; `ganeti PROGRAM …`; `ganeti --list`.
 pub mod applets;
+// The node side of each RPC procedure: file pushes, commands, master IP, powercycle.
+pub mod backend;
 // Cluster bootstrap on one node: `gnt-cluster init` and `destroy`, before and after the daemons.
 pub mod bootstrap;
 // Logical units: the master-side logic of each opcode, run by the job workers.
