@@ -875,6 +875,41 @@ mod tests {
         cleanup(&p);
     }
 
+    #[test]
+    fn loose_key_modes_refuse_the_configured_mode() {
+        let p = node("modes");
+        crate::sys::fs::atomic_write(&p.noded_cert(), b"pem", 0o644).unwrap();
+        let e = pinned_config(&p).unwrap_err();
+        assert!(e.contains("server.pem") && e.contains("0644"), "{e}");
+        crate::sys::fs::atomic_write(&p.noded_cert(), b"pem", 0o400).unwrap();
+        crate::sys::fs::atomic_write(&p.confd_hmac_key(), b"k", 0o640).unwrap();
+        let e = pinned_config(&p).unwrap_err();
+        assert!(e.contains("hmac.key") && e.contains("0640"), "{e}");
+        cleanup(&p);
+    }
+
+    #[test]
+    fn bind_address_follows_flag_then_virtual_hosts_and_family() {
+        let p = node("bind");
+        assert_eq!(
+            bind_address(Some("127.0.0.9"), &p).unwrap(),
+            "127.0.0.9".parse::<IpAddr>().unwrap()
+        );
+        assert!(bind_address(Some("node1"), &p).is_err());
+        let hosts = p.root().parent().unwrap().join("hosts");
+        crate::sys::fs::atomic_write(&hosts, b"127.0.0.5 node1\n::1 node1\n", 0o644).unwrap();
+        assert_eq!(
+            bind_address(None, &p).unwrap(),
+            "127.0.0.5".parse::<IpAddr>().unwrap()
+        );
+        crate::sys::fs::atomic_write(&p.ssconf_file("primary_ip_family"), b"10\n", 0o444).unwrap();
+        assert_eq!(
+            bind_address(None, &p).unwrap(),
+            "::1".parse::<IpAddr>().unwrap()
+        );
+        cleanup(&p);
+    }
+
     /// A tiny deterministic generator (xorshift) so failures reproduce.
     struct Rng(u64);
     impl Rng {
