@@ -66,10 +66,23 @@ pub struct NodeServiceOptions {
     pub runner: Arc<dyn Runner>,
     /// What `powercycle` does.
     pub powercycle: PowercycleAction,
-    /// `Some` while the node waits to join.
-    pub join: Option<JoinResponder>,
+    /// Joined or waiting to join.
+    pub state: NodeState,
     /// Called after the join files are installed.
     pub reconfigure: Reconfigure,
+}
+
+/// Whether the node is part of a cluster.
+#[derive(Debug, Clone)]
+pub enum NodeState {
+    /// Waiting to join: only the join procedures are served.
+    Joining(Arc<JoinResponder>),
+    /// Part of a cluster: every caller must present the cluster
+    /// certificate, whose SHA-256 (hex) this is.
+    Configured {
+        /// SHA-256 of the certificate in `server.pem`.
+        cluster_cert_sha256: String,
+    },
 }
 
 /// Answers node RPC calls: checks the procedure is served in the current
@@ -80,7 +93,7 @@ pub struct NodeService {
     exe: PathBuf,
     runner: Arc<dyn Runner>,
     powercycle: PowercycleAction,
-    joining: RwLock<Option<Arc<JoinResponder>>>,
+    state: RwLock<NodeState>,
     reconfigure: Reconfigure,
     stop: smol::channel::Sender<()>,
 }
@@ -119,7 +132,7 @@ impl NodeService {
             exe: options.exe,
             runner: options.runner,
             powercycle: options.powercycle,
-            joining: RwLock::new(options.join.map(Arc::new)),
+            state: RwLock::new(options.state),
             reconfigure: options.reconfigure,
             stop,
         };
@@ -128,21 +141,28 @@ impl NodeService {
 
     /// Whether the node is part of a cluster (serves the configured set).
     pub fn is_configured(&self) -> bool {
-        self.joining_now().is_none()
+        matches!(self.state_now(), NodeState::Configured { .. })
     }
 
-    fn joining_now(&self) -> Option<Arc<JoinResponder>> {
-        self.joining
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn state_now(&self) -> NodeState {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn dispatch(&self, procedure: &str, args: Value, peer: &Peer) -> Result<Value, RemoteError> {
-        let joining = self.joining_now();
-        let served = match &joining {
-            Some(_) => proto::UNCONFIGURED_PROCEDURES,
-            None => proto::CONFIGURED_PROCEDURES,
+        let (joining, served) = match self.state_now() {
+            NodeState::Joining(r) => (Some(r), proto::UNCONFIGURED_PROCEDURES),
+            NodeState::Configured {
+                cluster_cert_sha256,
+            } => {
+                // New connections are pinned by TLS; this also shuts out a
+                // connection opened while the node was still joining.
+                if peer.cert_sha256 != cluster_cert_sha256 {
+                    return Err(RemoteError::new(format!(
+                        "procedure {procedure:?} refused: the caller did not present the cluster certificate (reconnect)"
+                    )));
+                }
+                (None, proto::CONFIGURED_PROCEDURES)
+            }
         };
         let known = proto::CONFIGURED_PROCEDURES.contains(&procedure)
             || proto::UNCONFIGURED_PROCEDURES.contains(&procedure);
@@ -240,10 +260,16 @@ impl NodeService {
             proto::JOIN_COMPLETE => {
                 let a: proto::JoinComplete = parse_args(procedure, args)?;
                 let responder = joining.ok_or_else(|| RemoteError::new("not joining"))?;
+                let mut cluster_cert_sha256 = String::new();
                 responder
-                    .complete(&a, peer, |files| self.install_join_files(files))
+                    .complete(&a, peer, |files| {
+                        cluster_cert_sha256 = self.install_join_files(files, peer)?;
+                        Ok(())
+                    })
                     .map_err(|e| RemoteError::new(format!("{procedure}: {e}")))?;
-                *self.joining.write().unwrap_or_else(|p| p.into_inner()) = None;
+                *self.state.write().unwrap_or_else(|p| p.into_inner()) = NodeState::Configured {
+                    cluster_cert_sha256,
+                };
                 log::info!("now configured; serving the cluster procedures");
                 Ok(Value::Null)
             }
@@ -253,15 +279,30 @@ impl NodeService {
         }
     }
 
-    fn install_join_files(&self, files: &[proto::FileUpload]) -> Result<(), String> {
-        let has_cert = files
+    /// Installs the join files; the cluster certificate among them must be
+    /// the one the master presented on this connection. Returns its SHA-256.
+    fn install_join_files(
+        &self,
+        files: &[proto::FileUpload],
+        peer: &Peer,
+    ) -> Result<String, String> {
+        let cert = files
             .iter()
-            .any(|f| self.paths.under_root(&f.path) == self.paths.noded_cert());
-        backend::upload_files(&self.paths, files).map_err(|e| chain(&e))?;
-        if !has_cert && !self.paths.noded_cert().exists() {
-            return Err("the files do not include server.pem".into());
+            .find(|f| self.paths.under_root(&f.path) == self.paths.noded_cert())
+            .ok_or("the files do not include server.pem")?;
+        let pem = crate::rpc::b64::decode(&cert.data)
+            .map_err(|e| format!("server.pem is not valid base64: {e}"))?;
+        let fingerprint = cert_fingerprint(&String::from_utf8_lossy(&pem))
+            .ok_or("server.pem holds no certificate")?;
+        if fingerprint != peer.cert_sha256 {
+            return Err(format!(
+                "server.pem (sha256 {fingerprint}) is not the certificate the master presented ({})",
+                peer.cert_sha256
+            ));
         }
-        (self.reconfigure)(&self.paths)
+        backend::upload_files(&self.paths, files).map_err(|e| chain(&e))?;
+        (self.reconfigure)(&self.paths)?;
+        Ok(fingerprint)
     }
 
     fn master_info(&self) -> proto::MasterInfo {
@@ -393,6 +434,13 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// SHA-256 of the first certificate in PEM text.
+fn cert_fingerprint(pem: &str) -> Option<String> {
+    backend::pem_certificates(pem)
+        .first()
+        .map(|der| crate::rpc::tls::cert_sha256(der))
+}
+
 /// Refuses a key file readable or writable by others: it must be 0600 or 0400.
 fn check_key_file(path: &Path) -> Result<(), String> {
     let mode = crate::sys::fs::mode_of(path).map_err(|e| chain(&e))?;
@@ -433,15 +481,20 @@ fn bind_address(arg: Option<&str>, paths: &Paths) -> Result<IpAddr, String> {
 /// The TLS configuration new connections get; swapped when the node joins.
 type TlsSlot = Arc<RwLock<Arc<rustls::ServerConfig>>>;
 
-fn pinned_config(paths: &Paths) -> Result<Arc<rustls::ServerConfig>, String> {
+fn pinned_config(paths: &Paths) -> Result<(Arc<rustls::ServerConfig>, String), String> {
     let cert = paths.noded_cert();
     check_key_file(&cert)?;
     let hmac = paths.confd_hmac_key();
     if hmac.exists() {
         check_key_file(&hmac)?;
     }
+    let text =
+        std::fs::read_to_string(&cert).map_err(|e| format!("reading {}: {e}", cert.display()))?;
+    let fingerprint = cert_fingerprint(&text)
+        .ok_or_else(|| format!("{} holds no certificate", cert.display()))?;
     let id = crate::rpc::tls::load_identity(&cert).map_err(|e| chain(&e))?;
-    crate::rpc::tls::server_config_pinned(&id).map_err(|e| chain(&e))
+    let config = crate::rpc::tls::server_config_pinned(&id).map_err(|e| chain(&e))?;
+    Ok((config, fingerprint))
 }
 
 /// The join certificate (made once) and its TLS configuration.
@@ -455,11 +508,8 @@ fn join_setup(paths: &Paths) -> Result<(Arc<rustls::ServerConfig>, JoinResponder
     check_key_file(&pem)?;
     let text =
         std::fs::read_to_string(&pem).map_err(|e| format!("reading {}: {e}", pem.display()))?;
-    let der = backend::pem_certificates(&text)
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("{} holds no certificate", pem.display()))?;
-    let fingerprint = crate::rpc::tls::cert_sha256(&der);
+    let fingerprint =
+        cert_fingerprint(&text).ok_or_else(|| format!("{} holds no certificate", pem.display()))?;
     log::info!(
         "not part of a cluster yet; waiting to join with certificate sha256={fingerprint} token_file={}",
         JoinResponder::token_file(paths).display()
@@ -477,19 +527,24 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     let exe =
         std::env::current_exe().map_err(|e| DaemonError::body("finding this program's path", e))?;
     let configured = paths.noded_cert().exists();
-    let (initial, join) = if configured {
-        let config = pinned_config(&paths)
+    let (initial, state) = if configured {
+        let (config, cluster_cert_sha256) = pinned_config(&paths)
             .map_err(|e| DaemonError::body("loading the cluster certificate", e))?;
-        (config, None)
+        (
+            config,
+            NodeState::Configured {
+                cluster_cert_sha256,
+            },
+        )
     } else {
         let (config, responder) =
             join_setup(&paths).map_err(|e| DaemonError::body("preparing to join a cluster", e))?;
-        (config, Some(responder))
+        (config, NodeState::Joining(Arc::new(responder)))
     };
     let slot: TlsSlot = Arc::new(RwLock::new(initial));
     let reconfigure_slot = Arc::clone(&slot);
     let reconfigure: Reconfigure = Box::new(move |paths: &Paths| {
-        let config = pinned_config(paths)?;
+        let (config, _) = pinned_config(paths)?;
         *reconfigure_slot.write().unwrap_or_else(|p| p.into_inner()) = config;
         Ok(())
     });
@@ -499,7 +554,7 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
             exe,
             runner: Arc::new(RealRunner),
             powercycle,
-            join,
+            state,
             reconfigure,
         },
     );
@@ -577,7 +632,17 @@ mod tests {
         reconfigured: Arc<std::sync::atomic::AtomicUsize>,
     }
 
-    fn service(p: &Paths, join: Option<JoinResponder>) -> Fixture {
+    fn configured() -> NodeState {
+        NodeState::Configured {
+            cluster_cert_sha256: peer().cert_sha256,
+        }
+    }
+
+    fn joining(p: &Paths, node_cert: &str) -> NodeState {
+        NodeState::Joining(Arc::new(JoinResponder::new(p, node_cert)))
+    }
+
+    fn service(p: &Paths, state: NodeState) -> Fixture {
         let runner = Arc::new(RecordingRunner::new());
         let reconfigured = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = Arc::clone(&reconfigured);
@@ -588,7 +653,7 @@ mod tests {
                 exe: PathBuf::from("/usr/lib/ganeti-rs/ganeti"),
                 runner: runner.clone(),
                 powercycle: PowercycleAction::Record(record),
-                join,
+                state,
                 reconfigure: Box::new(move |_| {
                     count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     Ok(())
@@ -622,7 +687,7 @@ mod tests {
     #[test]
     fn unknown_and_wrong_mode_procedures_are_named() {
         let p = node("unknown");
-        let f = service(&p, None);
+        let f = service(&p, configured());
         let e = call(&f, "frobnicate", json!({})).unwrap_err();
         assert!(e.0.contains("frobnicate"), "{e}");
         let e = call(&f, proto::JOIN_HELLO, json!({})).unwrap_err();
@@ -631,7 +696,7 @@ mod tests {
         assert_eq!(v["configured"], json!(true));
         assert_eq!(v["name"], json!("node1"));
 
-        let j = service(&p, Some(JoinResponder::new(&p, &"cd".repeat(32))));
+        let j = service(&p, joining(&p, &"cd".repeat(32)));
         let e = call(
             &j,
             proto::RUN_COMMAND,
@@ -649,7 +714,7 @@ mod tests {
     #[test]
     fn malformed_arguments_name_procedure_and_field() {
         let p = node("malformed");
-        let f = service(&p, None);
+        let f = service(&p, configured());
         let e = call(
             &f,
             proto::RUN_COMMAND,
@@ -681,7 +746,7 @@ mod tests {
     #[test]
     fn upload_through_the_service_refuses_traversal_before_writing() {
         let p = node("upload");
-        let f = service(&p, None);
+        let f = service(&p, configured());
         let files = json!({"files": [
             {"path": "/var/lib/ganeti/config.data", "data": b64::encode(b"{}"), "mode": 0o640},
             {"path": "/var/lib/ganeti/../../etc/shadow", "data": b64::encode(b"x"), "mode": 0o600},
@@ -711,7 +776,7 @@ mod tests {
     #[test]
     fn run_command_master_ip_and_daemons_go_to_the_backend() {
         let p = node("cmd");
-        let f = service(&p, None);
+        let f = service(&p, configured());
         let out = call(
             &f,
             proto::RUN_COMMAND,
@@ -755,7 +820,7 @@ mod tests {
     #[test]
     fn powercycle_replies_then_records() {
         let p = node("powercycle");
-        let f = service(&p, None);
+        let f = service(&p, configured());
         let record = p.root().join("powercycle.log");
         let reply = call(&f, proto::POWERCYCLE, json!({"hypervisor": "fake"})).unwrap();
         assert!(reply.as_str().unwrap().contains("scheduled"));
@@ -768,7 +833,7 @@ mod tests {
     #[test]
     fn leave_cluster_removes_files_then_stops() {
         let p = node("leave");
-        let f = service(&p, None);
+        let f = service(&p, configured());
         for file in [
             p.noded_cert(),
             p.confd_hmac_key(),
@@ -796,10 +861,20 @@ mod tests {
         crate::sys::fs::atomic_write(&JoinResponder::token_file(&p), token.as_bytes(), 0o600)
             .unwrap();
         let node_cert = "cd".repeat(32);
-        let f = service(&p, Some(JoinResponder::new(&p, &node_cert)));
+        let f = service(&p, joining(&p, &node_cert));
+        // The cluster certificate the master presents as TLS client.
+        let pem_of = |paths: &Paths| {
+            crate::crypto::generate_cert(&paths.noded_cert(), "ganeti.example.com").unwrap();
+            std::fs::read_to_string(paths.noded_cert()).unwrap()
+        };
+        let cluster_pem = pem_of(&master);
+        let master_peer = Peer {
+            address: "127.0.0.1:4444".into(),
+            cert_sha256: cert_fingerprint(&cluster_pem).unwrap(),
+        };
 
         /// Hands join calls straight to the service, as the transport would.
-        struct Loop<'a>(&'a Fixture, String);
+        struct Loop<'a>(&'a Fixture, String, Peer);
         impl NodeRpc for Loop<'_> {
             fn call_each(
                 &self,
@@ -809,12 +884,8 @@ mod tests {
             ) -> Vec<(String, NodeResult)> {
                 c.iter()
                     .map(|(t, _)| {
-                        (
-                            t.name.clone(),
-                            Err(RpcError::Offline {
-                                node: t.name.clone(),
-                            }),
-                        )
+                        let node = t.name.clone();
+                        (t.name.clone(), Err(RpcError::Offline { node }))
                     })
                     .collect()
             }
@@ -827,7 +898,7 @@ mod tests {
             ) -> Result<(Value, String), RpcError> {
                 self.0
                     .service
-                    .handle(procedure, args.clone(), &peer())
+                    .handle(procedure, args.clone(), &self.2)
                     .map(|v| (v, self.1.clone()))
                     .map_err(|e| RpcError::Remote {
                         node: t.name.clone(),
@@ -835,43 +906,62 @@ mod tests {
                     })
             }
             fn own_cert_sha256(&self) -> String {
-                peer().cert_sha256
+                self.2.cert_sha256.clone()
             }
         }
-        let files = vec![
-            proto::FileUpload {
-                path: "/var/lib/ganeti/server.pem".into(),
-                data: b64::encode(b"pem"),
-                mode: 0o600,
-            },
-            proto::FileUpload {
-                path: "/var/lib/ganeti/hmac.key".into(),
-                data: b64::encode(b"key"),
-                mode: 0o600,
-            },
-        ];
-        let rpc = Loop(&f, node_cert.clone());
-        let got = join_node(
-            &rpc,
-            &Target::new("node1", "127.0.0.1"),
-            &TokenStore::new(&master),
-            "c",
-            files,
-            Duration::from_secs(5),
-        )
-        .unwrap();
-        assert_eq!(got, node_cert);
+        let files = |pem: &str| {
+            vec![
+                proto::FileUpload {
+                    path: "/var/lib/ganeti/server.pem".into(),
+                    data: b64::encode(pem.as_bytes()),
+                    mode: 0o600,
+                },
+                proto::FileUpload {
+                    path: "/var/lib/ganeti/hmac.key".into(),
+                    data: b64::encode(b"key"),
+                    mode: 0o600,
+                },
+            ]
+        };
+        let rpc = Loop(&f, node_cert.clone(), master_peer.clone());
+        let store = TokenStore::new(&master);
+        let join = |files| {
+            let target = Target::new("node1", "127.0.0.1");
+            join_node(&rpc, &target, &store, "c", files, Duration::from_secs(5))
+        };
+        // A server.pem other than the one the master presents is refused,
+        // and the token survives for another try.
+        let other = node("join-other");
+        let err = join(files(&pem_of(&other))).unwrap_err().to_string();
+        assert!(
+            err.contains("not the certificate the master presented"),
+            "{err}"
+        );
+        assert!(!p.noded_cert().exists() && !f.service.is_configured());
+
+        assert_eq!(join(files(&cluster_pem)).unwrap(), node_cert);
         assert!(f.service.is_configured());
         assert_eq!(f.reconfigured.load(std::sync::atomic::Ordering::SeqCst), 1);
-        assert_eq!(std::fs::read(p.noded_cert()).unwrap(), b"pem");
-        assert!(call(
-            &f,
-            proto::JOIN_HELLO,
-            json!({"master_nonce": "ab".repeat(16), "cluster_name": "c"})
-        )
-        .is_err());
-        assert!(call(&f, proto::NODE_INFO, json!({})).is_ok());
+        assert_eq!(
+            std::fs::read_to_string(p.noded_cert()).unwrap(),
+            cluster_pem
+        );
+        let hello = json!({"master_nonce": "ab".repeat(16), "cluster_name": "c"});
+        let e = f
+            .service
+            .handle(proto::JOIN_HELLO, hello, &master_peer)
+            .unwrap_err();
+        assert!(e.0.contains("already part of a cluster"), "{e}");
+        assert!(f
+            .service
+            .handle(proto::NODE_INFO, json!({}), &master_peer)
+            .is_ok());
+        // A connection that did not present the cluster certificate (one
+        // opened in join mode) is shut out now.
+        let e = call(&f, proto::NODE_INFO, json!({})).unwrap_err();
+        assert!(e.0.contains("cluster certificate"), "{e}");
         cleanup(&master);
+        cleanup(&other);
         cleanup(&p);
     }
 
@@ -986,8 +1076,8 @@ mod tests {
     #[test]
     fn junk_arguments_never_panic() {
         let p = node("junk");
-        let configured = service(&p, None);
-        let joining = service(&p, Some(JoinResponder::new(&p, &"cd".repeat(32))));
+        let configured = service(&p, configured());
+        let joining = service(&p, joining(&p, &"cd".repeat(32)));
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let all: Vec<&str> = proto::CONFIGURED_PROCEDURES
             .iter()
