@@ -54,7 +54,7 @@ pub const APPLETS: &[Applet] = &[
         name: "ganeti-noded",
         kind: Kind::Daemon,
         summary: "node daemon: RPC server on every node",
-        entry: Err("node RPC over mutual TLS (issue 4)"),
+        entry: Ok(crate::daemons::noded::main),
     },
     Applet {
         name: "ganeti-confd",

@@ -22,6 +22,7 @@
 
 pub mod daemon_util;
 pub mod masterd;
+pub mod noded;
 
 use std::fs::File;
 use std::future::Future;

@@ -16,6 +16,8 @@
 
 // Program table: `argv[0]` → entry function; `ganeti PROGRAM …`; `ganeti --list`.
 pub mod applets;
+// The node side of each RPC procedure: file pushes, commands, master IP, powercycle.
+pub mod backend;
 // Work without masterd: `gnt-cluster init`/`destroy`, master failover and masterd start-up votes.
 pub mod bootstrap;
 // Logical units: the master-side logic of each opcode, run by the job workers.

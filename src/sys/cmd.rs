@@ -202,6 +202,128 @@ pub fn spawn_self(
         .map_err(|source| CmdError::Spawn { cmdline, source })
 }
 
+/// What [`run_capped`] collected from a command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CappedOutput {
+    /// Exit code; 128 + the signal number when a signal ended it.
+    pub exit_code: i32,
+    /// Standard output and error, interleaved as written, at most the cap.
+    pub output: Vec<u8>,
+    /// Whether output beyond the cap was dropped.
+    pub truncated: bool,
+    /// Whether the timeout expired and the command's process group was killed.
+    pub timed_out: bool,
+}
+
+/// Runs `cmd` in a process group of its own with stdout and stderr on one
+/// pipe, keeping at most `cap_bytes` of what it writes (the rest is read
+/// and dropped, so the command never blocks on a full pipe). After
+/// `timeout` the whole group gets `SIGKILL`. A non-zero exit is not an
+/// error here: the caller reports the exit code (`gnt-cluster command`).
+pub fn run_capped(
+    cmd: &Command,
+    timeout: std::time::Duration,
+    cap_bytes: usize,
+) -> Result<CappedOutput, CmdError> {
+    use std::io::Read;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::time::{Duration, Instant};
+    let spawn_err = |source: std::io::Error| CmdError::Spawn {
+        cmdline: cmd.display(),
+        source,
+    };
+    let Some((prog, args)) = cmd.argv.split_first() else {
+        return Err(spawn_err(std::io::Error::other("empty command line")));
+    };
+    let (read_end, write_end) = rustix::pipe::pipe().map_err(|e| spawn_err(e.into()))?;
+    let write_end2 = write_end.try_clone().map_err(spawn_err)?;
+    let mut child = {
+        #[allow(clippy::disallowed_methods)] // this is the one sanctioned place
+        let mut c = std::process::Command::new(prog);
+        c.args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::from(write_end))
+            .stderr(std::process::Stdio::from(write_end2))
+            .process_group(0);
+        for (k, v) in &cmd.env {
+            c.env(k, v);
+        }
+        if let Some(d) = &cmd.cwd {
+            c.current_dir(d);
+        }
+        c.spawn().map_err(spawn_err)?
+        // `c` drops here, closing our copies of the write ends, so the
+        // reader sees end-of-file once the command's processes are gone.
+    };
+    let group = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    let kill_group = || {
+        if let Some(pid) = group {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    };
+    let collected = std::sync::Arc::new(Mutex::new((Vec::new(), false)));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let sink = std::sync::Arc::clone(&collected);
+    std::thread::spawn(move || {
+        let mut pipe = std::fs::File::from(read_end);
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let mut g = sink.lock().unwrap_or_else(|p| p.into_inner());
+                    let room = cap_bytes.saturating_sub(g.0.len());
+                    let take = n.min(room);
+                    g.0.extend_from_slice(&buf[..take]);
+                    if take < n {
+                        g.1 = true;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let _ = done_tx.send(());
+    });
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            timed_out = true;
+            kill_group();
+            break child.wait().ok();
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(10)));
+    };
+    // Background children may still hold the pipe: wait for them until the
+    // deadline, then kill what is left of the group.
+    let left = deadline.saturating_duration_since(Instant::now());
+    if done_rx.recv_timeout(left).is_err() {
+        kill_group();
+        let _ = done_rx.recv_timeout(Duration::from_secs(1));
+    }
+    let exit_code = match status {
+        Some(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        None => -1,
+    };
+    let (output, truncated) =
+        std::mem::take(&mut *collected.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(CappedOutput {
+        exit_code,
+        output,
+        truncated,
+        timed_out,
+    })
+}
+
 /// Records every command and answers from a queue of scripted outputs
 /// (default: success with empty output). Shared by all tests that need it.
 #[derive(Debug, Default)]
@@ -281,6 +403,29 @@ mod tests {
             .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("exit code 3") && msg.contains("boom"), "{msg}");
+    }
+
+    #[test]
+    fn capped_run_interleaves_caps_and_times_out() {
+        let sh = |script: &str| Command::new(["/bin/sh", "-c", script]);
+        let secs = std::time::Duration::from_secs;
+        let out = run_capped(&sh("echo out; echo err >&2; exit 7"), secs(30), 1024).unwrap();
+        assert_eq!(out.exit_code, 7);
+        assert_eq!(String::from_utf8_lossy(&out.output), "out\nerr\n");
+        assert!(!out.truncated && !out.timed_out);
+
+        let big = run_capped(&sh("head -c 100000 /dev/zero"), secs(30), 1000).unwrap();
+        assert_eq!(
+            (big.output.len(), big.truncated, big.exit_code),
+            (1000, true, 0)
+        );
+
+        let slow = run_capped(&sh("echo started; exec sleep 1000"), secs(1), 1024).unwrap();
+        assert!(slow.timed_out);
+        assert_eq!(slow.exit_code, 128 + 9);
+        assert_eq!(String::from_utf8_lossy(&slow.output), "started\n");
+
+        assert!(run_capped(&Command::new(["/nonexistent/prog"]), secs(5), 10).is_err());
     }
 
     #[test]
