@@ -373,8 +373,15 @@ pub fn master_failover(
     runner: &dyn Runner,
     voting: Voting,
 ) -> Result<FailoverReport, BootstrapError> {
-    let config = load_file(&paths.config_file()).map_err(BootstrapError::Config)?;
     let me = paths.hostname();
+    if !paths.config_file().exists() {
+        return Err(state(format!(
+            "This node ({me}) is not a master candidate: it holds no copy of the cluster \
+             configuration ({} is missing); only master candidates can become master",
+            paths.config_file().display()
+        )));
+    }
+    let config = load_file(&paths.config_file()).map_err(BootstrapError::Config)?;
     let old_master = config
         .master_node()
         .map(|n| n.name.to_string())

@@ -14,6 +14,7 @@ pub fn ask_user(question: &str) -> bool {
         .write(true)
         .open("/dev/tty")
     else {
+        eprintln!("{question}\nNo terminal to answer on: not confirmed (--force or --yes skips this question).");
         return false;
     };
     let Ok(out) = tty.try_clone() else {
