@@ -113,7 +113,7 @@ fn list_commands_follow_ganeti() {
     assert_eq!(out, "node1 rack:a1\n");
 
     // Commands not built yet say so.
-    let r = c.run("node1", "gnt-node", &["add", "node2"]);
+    let r = c.run("node1", "gnt-node", &["evacuate", "node2"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not implemented yet"), "{}", r.stderr);
 }
