@@ -1,5 +1,5 @@
 #!/bin/sh
-# Brings up a one-node ganeti-rs cluster under a temporary root, using the
+# Brings up a three-node ganeti-rs cluster under a temporary root, using the
 # fake hypervisor, and prints what to try. Nothing outside the temp root is
 # touched: the node is virtual (GANETI_ROOTDIR/GANETI_HOSTNAME) and its
 # name resolves through the demo's own hosts file.
@@ -10,43 +10,72 @@ BIN=${1:-target/x86_64-unknown-linux-musl/release/ganeti}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 
 BASE=$(mktemp -d /tmp/ganeti-demo.XXXXXX)
-NODE=node1
-ROOT=$BASE/$NODE
-mkdir -p "$BASE/bin" "$ROOT/etc/ganeti"
+mkdir -p "$BASE/bin"
 for prog in $("$BIN" --list --names | cut -d' ' -f1); do
   ln -s "$BIN" "$BASE/bin/$prog"
 done
 ln -s "$BIN" "$BASE/bin/ganeti"
-printf '127.0.0.11\t%s\n127.0.0.10\tdemo-cluster\n' "$NODE" > "$BASE/hosts"
+printf '127.0.0.10\tdemo-cluster\n' > "$BASE/hosts"
+export PATH="$BASE/bin:$PATH"
+
+# Three virtual nodes. Each gets what a site would configure: noded's
+# arguments in /etc/default/ganeti (here: powercycle only records, so
+# `gnt-node powercycle` never reboots this host) and a master-ip-setup
+# script that records instead of touching the host's interfaces.
+for i in 1 2 3; do
+  ROOT=$BASE/node$i
+  mkdir -p "$ROOT/etc/ganeti/scripts" "$ROOT/etc/default"
+  printf '127.0.0.1%s\tnode%s\n' "$i" "$i" >> "$BASE/hosts"
+  printf 'NODED_ARGS="--powercycle-action record:%s/powercycle.log"\n' "$ROOT" \
+    > "$ROOT/etc/default/ganeti"
+  printf '#!/bin/sh\necho "$1 $MASTER_IP/$MASTER_NETMASK dev $MASTER_NETDEV" >> %s/master-ip.log\n' \
+    "$ROOT" > "$ROOT/etc/ganeti/scripts/master-ip-setup"
+  chmod 755 "$ROOT/etc/ganeti/scripts/master-ip-setup"
+done
+ROOT=$BASE/node1
 printf '%s\n' "$ROOT/srv/ganeti/file-storage" "$ROOT/srv/ganeti/shared-file-storage" \
   > "$ROOT/etc/ganeti/file-storage-paths"
 
-export GANETI_ROOTDIR="$ROOT" GANETI_HOSTNAME="$NODE" PATH="$BASE/bin:$PATH"
+on() { node=$1; shift; GANETI_ROOTDIR=$BASE/$node GANETI_HOSTNAME=$node "$@"; }
 
-echo "== gnt-cluster init (fake hypervisor, diskless/file disks) under $ROOT"
-gnt-cluster init --enabled-hypervisors fake,kvm --enabled-disk-templates diskless,file,sharedfile \
-  --master-netdev lo --no-etc-hosts -B memory=256M demo-cluster
+echo "== gnt-cluster init on node1 (fake hypervisor, diskless/file disks)"
+on node1 gnt-cluster init --enabled-hypervisors fake,kvm \
+  --enabled-disk-templates diskless,file,sharedfile --master-netdev lo \
+  --use-external-mip-script yes --no-etc-hosts -B memory=256M demo-cluster
+for n in node2 node3; do
+  echo "== $n: start an unconfigured ganeti-noded, give it a join token, gnt-node add"
+  on $n ganeti daemon-util start ganeti-noded
+  on node1 gnt-cluster join-token --ttl 600 2>/dev/null > "$BASE/$n/token"
+  mkdir -p "$BASE/$n/var/lib/ganeti"
+  install -m 600 "$BASE/$n/token" "$BASE/$n/var/lib/ganeti/join-token"
+  rm -f "$BASE/$n/token"
+  on node1 gnt-node add $n
+done
 echo
-echo "== gnt-cluster getmaster"; gnt-cluster getmaster
-echo "== gnt-cluster version"; gnt-cluster version
-echo "== gnt-cluster info (first lines)"; gnt-cluster info | head -n 12
+echo "== gnt-node list"; on node1 gnt-node list
+echo "== gnt-cluster verify"; on node1 gnt-cluster verify
 cat <<MSG
 
-The demo cluster is running. In your shell:
+The demo cluster (3 nodes) is running. In your shell, as node1 (the master):
 
-  export GANETI_ROOTDIR=$ROOT GANETI_HOSTNAME=$NODE PATH=$BASE/bin:\$PATH
-  gnt-cluster info
-  gnt-node list; gnt-group list
+  export GANETI_ROOTDIR=$BASE/node1 GANETI_HOSTNAME=node1 PATH=$BASE/bin:\$PATH
+  gnt-cluster info; gnt-node list; gnt-node info node2
+  gnt-cluster command uptime       # over node RPC, on every node
+  gnt-node modify --drained=yes node3; gnt-node list -o name,role,drained
+  gnt-cluster verify; gnt-cluster redist-conf
+  gnt-node powercycle --yes node3  # recorded in $BASE/node3/powercycle.log
   gnt-debug delay -r 3 0.5         # a job; its log lines stream as it runs
   gnt-job list; gnt-job info 1
-  gnt-cluster add-tags demo; gnt-cluster search-tags demo
-  gnt-debug locks
-  ganeti daemon-util check ganeti-masterd
-  ls $ROOT/var/lib/ganeti          # config.data, ssconf_*, server.pem, hmac.key
-  tail $ROOT/var/log/ganeti/*.log
-  ganeti --list                    # every program; those not built yet say so
+  ls $BASE/node2/var/lib/ganeti    # server.pem, hmac.key, ssconf_*, config.data (candidate)
+  tail $BASE/*/var/log/ganeti/*.log
 
-To tear it down:
+Master failover: run it on node2, then ask anyone who the master is:
 
+  GANETI_ROOTDIR=$BASE/node2 GANETI_HOSTNAME=node2 gnt-cluster master-failover
+  gnt-cluster getmaster
+
+To tear it down (from the master):
+
+  gnt-node remove node3; gnt-node remove node2
   gnt-cluster destroy --yes-do-it && rm -rf $BASE
 MSG

@@ -1,5 +1,5 @@
 //! The node-join protocol: one-time tokens and the mutual proof between
-//! master and a new node before any secret moves (`docs/join.md`).
+//! master and a new node before any secret moves (`docs/rpc.md`, "Join protocol").
 //!
 //! Master side: [`TokenStore`] keeps the tokens `gnt-cluster` issues in
 //! `/var/lib/ganeti/join-tokens`, and [`join_node`] runs the two calls
