@@ -308,6 +308,14 @@ impl TokenStore {
         self.paths.data_dir().join("join-tokens")
     }
 
+    /// Serialises read-modify-write of the store between processes
+    /// (`gnt-cluster join-token` and masterd's node-add jobs).
+    fn lock(&self) -> Result<std::fs::File, JoinError> {
+        let path = self.paths.data_dir().join("join-tokens.lock");
+        crate::sys::fs::lock_exclusive(&path)
+            .map_err(|e| self.store_err("locking", crate::error::chain(&e)))
+    }
+
     fn store_err(&self, action: &'static str, message: String) -> JoinError {
         JoinError::Store {
             action,
@@ -351,6 +359,7 @@ impl TokenStore {
     /// Issues a new token valid for `ttl`; returns the token text to give
     /// to the new node's operator.
     pub fn issue(&self, ttl: Duration) -> Result<String, JoinError> {
+        let _lock = self.lock()?;
         let now = now_unix();
         let mut tokens = self.load(now)?;
         let token = Token {
@@ -366,11 +375,13 @@ impl TokenStore {
 
     /// The unexpired token with `id`, if any.
     fn lookup(&self, id: &str) -> Result<Option<Token>, JoinError> {
+        let _lock = self.lock()?;
         Ok(self.load(now_unix())?.into_iter().find(|t| t.id == id))
     }
 
     /// Removes the token with `id` (after a successful join).
     fn consume(&self, id: &str) -> Result<(), JoinError> {
+        let _lock = self.lock()?;
         let mut tokens = self.load(now_unix())?;
         tokens.retain(|t| t.id != id);
         self.save(&tokens)
@@ -378,6 +389,7 @@ impl TokenStore {
 
     /// Ids and expiries of the unexpired tokens.
     pub fn list(&self) -> Result<Vec<(String, u64)>, JoinError> {
+        let _lock = self.lock()?;
         Ok(self
             .load(now_unix())?
             .into_iter()

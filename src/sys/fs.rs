@@ -162,6 +162,23 @@ pub fn open_terminal(path: &Path) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// Takes an exclusive `flock` on `path` (created 0600 if missing),
+/// waiting for other holders; the lock lasts as long as the returned file.
+/// For read-modify-write of small state files by several processes.
+pub fn lock_exclusive(path: &Path) -> Result<File, FsError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("opening lock file", path))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io_err("locking", path)(e.into()))?;
+    Ok(file)
+}
+
 /// A daemon's pid file, exclusively locked (`flock`) for as long as this
 /// value lives. The lock, not the pid written in the file, says whether the
 /// daemon runs: it disappears with the process, however it dies.
