@@ -416,7 +416,14 @@ fn serve(daemon: Daemon, body: impl FnOnce(&Daemon) -> Result<(), DaemonError>) 
     let logger = Arc::new(DaemonLogger::open(LogConfig {
         program: name.to_string(),
         file: daemon.log_file(),
-        console: PathBuf::from(CONSOLE),
+        // A virtual node's console is under its root (usually absent, so
+        // the fallback goes on to stderr): test clusters never write to the
+        // machine's real console.
+        console: if daemon.paths.is_virtual() {
+            daemon.paths.under_root(CONSOLE)
+        } else {
+            PathBuf::from(CONSOLE)
+        },
         level: if daemon.args.debug {
             log::LevelFilter::Debug
         } else {

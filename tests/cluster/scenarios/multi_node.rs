@@ -451,3 +451,60 @@ fn rpc_refuses_callers_without_the_cluster_certificate() {
         "refusals are logged: {log}"
     );
 }
+
+#[test]
+fn noded_keeps_serving_when_its_log_cannot_be_written() {
+    use ganeti::rpc::{client::RpcClient, proto, NodeRpc, Target};
+    let c = TestCluster::new(2);
+    c.init_multi(&[]).ok();
+    // node2's log file is a full disk.
+    let logdir = c.path("node2", "/var/log/ganeti");
+    std::fs::create_dir_all(&logdir).unwrap();
+    std::os::unix::fs::symlink("/dev/full", logdir.join("node-daemon.log")).unwrap();
+    let mut noded = std::process::Command::new(c.base.join("bin/ganeti-noded"))
+        .args(["-f", "--no-mlock"])
+        .env("GANETI_ROOTDIR", c.root("node2"))
+        .env("GANETI_HOSTNAME", "node2")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = RpcClient::new(
+        &c.path("node1", "/var/lib/ganeti/server.pem"),
+        ganeti::constants::DEFAULT_NODED_PORT,
+    )
+    .unwrap();
+    let target = Target::new("node2", c.address("node2"));
+    let mut answer = None;
+    c.wait_for("noded answering", Duration::from_secs(10), || {
+        answer = client
+            .join_call(
+                proto::VERSION,
+                &target,
+                &serde_json::json!({}),
+                Duration::from_secs(2),
+            )
+            .ok();
+        answer.is_some()
+    });
+    let (version, _) = answer.unwrap();
+    assert_eq!(version["configured"], false, "{version}");
+    // A second request after the log failed: still served.
+    client
+        .join_call(
+            proto::VERSION,
+            &target,
+            &serde_json::json!({}),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+    let _ = std::process::Command::new("kill")
+        .arg(noded.id().to_string())
+        .status();
+    let out = noded.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ganeti-noded") && stderr.to_lowercase().contains("join"),
+        "log lines went to stderr: {stderr}"
+    );
+}
