@@ -461,7 +461,7 @@ fn noded_keeps_serving_when_its_log_cannot_be_written() {
     let logdir = c.path("node2", "/var/log/ganeti");
     std::fs::create_dir_all(&logdir).unwrap();
     std::os::unix::fs::symlink("/dev/full", logdir.join("node-daemon.log")).unwrap();
-    let mut noded = std::process::Command::new(c.base.join("bin/ganeti-noded"))
+    let noded = std::process::Command::new(c.base.join("bin/ganeti-noded"))
         .args(["-f", "--no-mlock"])
         .env("GANETI_ROOTDIR", c.root("node2"))
         .env("GANETI_HOSTNAME", "node2")
