@@ -508,3 +508,37 @@ fn noded_keeps_serving_when_its_log_cannot_be_written() {
         "log lines went to stderr: {stderr}"
     );
 }
+
+#[test]
+fn two_node_failover_needs_no_voting_when_the_master_is_dead() {
+    let c = TestCluster::new(2);
+    c.init_multi(&[]).ok();
+    c.add_node("node2", &[]).ok();
+    // The master host dies.
+    c.kill_daemon("node1", "ganeti-masterd");
+    c.kill_daemon("node1", "ganeti-noded");
+    // One of two nodes is no majority: voting refuses.
+    let out = c.run("node2", "gnt-cluster", &["master-failover"]).failed();
+    assert!(out.stderr.contains("did not respond"), "{}", out.stderr);
+    assert_eq!(
+        c.data_file("node2", "ssconf_master_node").unwrap().trim(),
+        "node1"
+    );
+    // --no-voting needs the confirmation, then takes over.
+    c.run("node2", "gnt-cluster", &["master-failover", "--no-voting"])
+        .failed();
+    c.run(
+        "node2",
+        "gnt-cluster",
+        &["master-failover", "--no-voting", "--yes-do-it"],
+    )
+    .ok();
+    c.wait_for("masterd on node2", Duration::from_secs(15), || {
+        c.daemon_pid("node2", "ganeti-masterd").is_some()
+    });
+    assert_eq!(
+        c.run("node2", "gnt-cluster", &["getmaster"]).ok().stdout,
+        "node2\n"
+    );
+    c.run("node2", "gnt-node", &["list"]).ok();
+}
