@@ -140,6 +140,19 @@ impl NodeRpc for FakeRpc {
     }
 }
 
+/// The paths of an `upload_files` call's arguments, in order.
+pub fn uploaded_paths(args: &Value) -> Vec<String> {
+    args["files"]
+        .as_array()
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|f| f["path"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A join step for tests: hands the files to the node with one
 /// `join_complete` call through the fake (so tests see them) and succeeds
 /// unless the node is dead; then the real join step runs, so the error is

@@ -1196,15 +1196,6 @@ mod tests {
         v
     }
 
-    fn uploaded_paths(args: &Value) -> Vec<String> {
-        args["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["path"].as_str().unwrap().to_string())
-            .collect()
-    }
-
     #[test]
     fn add_new_node_joins_and_replicates() {
         let c = TestCluster::new("add", 3, 0);
@@ -1238,7 +1229,10 @@ mod tests {
             .rpc
             .calls_of(proto::UPLOAD_FILES)
             .into_iter()
-            .filter(|(_, a)| uploaded_paths(a).contains(&redist::CONFIG_DATA.to_string()))
+            .filter(|(_, a)| {
+                crate::cmdlib::fake_rpc::uploaded_paths(a)
+                    .contains(&redist::CONFIG_DATA.to_string())
+            })
             .map(|(n, _)| n)
             .collect();
         assert_eq!(config_uploads, others);
@@ -1467,7 +1461,7 @@ mod tests {
             .calls_of(proto::UPLOAD_FILES)
             .into_iter()
             .filter(|(n, _)| n == "node4.example.com")
-            .map(|(_, a)| uploaded_paths(&a))
+            .map(|(_, a)| crate::cmdlib::fake_rpc::uploaded_paths(&a))
             .collect();
         assert!(
             to_node4.contains(&vec![redist::CONFIG_DATA.to_string()]),
@@ -1636,7 +1630,10 @@ mod tests {
             .rpc
             .calls_of(proto::UPLOAD_FILES)
             .into_iter()
-            .rfind(|(n, a)| n == "node2.example.com" && uploaded_paths(a)[0] == redist::CONFIG_DATA)
+            .rfind(|(n, a)| {
+                n == "node2.example.com"
+                    && crate::cmdlib::fake_rpc::uploaded_paths(a)[0] == redist::CONFIG_DATA
+            })
             .unwrap();
         assert_eq!(
             crate::rpc::b64::decode(last["files"][0]["data"].as_str().unwrap()).unwrap(),

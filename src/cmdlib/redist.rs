@@ -323,15 +323,6 @@ mod tests {
     use crate::cmdlib::fake_rpc::TestCluster;
     use crate::cmdlib::OpOutcome;
 
-    fn paths_of(args: &Value) -> Vec<String> {
-        args["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["path"].as_str().unwrap().to_string())
-            .collect()
-    }
-
     #[test]
     fn redist_list_parsing() {
         assert_eq!(
@@ -386,8 +377,10 @@ mod tests {
         let of = |node: &str, first: &str| -> Vec<Vec<String>> {
             uploads
                 .iter()
-                .filter(|(n, a)| n == node && paths_of(a)[0] == first)
-                .map(|(_, a)| paths_of(a))
+                .filter(|(n, a)| {
+                    n == node && crate::cmdlib::fake_rpc::uploaded_paths(a)[0] == first
+                })
+                .map(|(_, a)| crate::cmdlib::fake_rpc::uploaded_paths(a))
                 .collect()
         };
         // config.data: candidates only (the master excluded).
@@ -419,7 +412,10 @@ mod tests {
         // File modes travel with the files.
         let (_, a) = uploads
             .iter()
-            .find(|(n, a)| n == "node2.example.com" && paths_of(a)[0] == HMAC_KEY)
+            .find(|(n, a)| {
+                n == "node2.example.com"
+                    && crate::cmdlib::fake_rpc::uploaded_paths(a)[0] == HMAC_KEY
+            })
             .unwrap();
         assert_eq!(a["files"][0]["mode"], 0o440);
         assert_eq!(
