@@ -810,7 +810,7 @@ fn master_ip_on_self(paths: &Paths, action: &str) -> Option<String> {
     let node = config.node_by_name(&me)?.1;
     let rpc = match crate::rpc::client::RpcClient::new(
         &paths.noded_cert(),
-        constants::DEFAULT_NODED_PORT,
+        crate::net::noded_port(paths),
     ) {
         Ok(r) => r,
         Err(e) => return fail(crate::error::chain(&e)),

@@ -140,7 +140,7 @@ pub fn select_online(
 /// The RPC client every command uses: the cluster certificate of this
 /// node, noded's port.
 pub fn rpc_client(paths: &Paths) -> Result<RpcClient, u8> {
-    RpcClient::new(&paths.noded_cert(), crate::constants::DEFAULT_NODED_PORT).map_err(|e| {
+    RpcClient::new(&paths.noded_cert(), crate::net::noded_port(paths)).map_err(|e| {
         eprintln!("Cannot prepare node RPC: {}", crate::error::chain(&e));
         EXIT_FAILURE
     })

@@ -59,11 +59,8 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     let store = Arc::new(store);
     let locks = Arc::new(LockManager::new(crate::cmdlib::initial_locks(&snapshot)));
     let rpc: Arc<dyn crate::rpc::NodeRpc> = Arc::new(
-        crate::rpc::client::RpcClient::new(
-            &paths.noded_cert(),
-            crate::constants::DEFAULT_NODED_PORT,
-        )
-        .map_err(|e| DaemonError::body("loading the cluster certificate for RPC", e))?,
+        crate::rpc::client::RpcClient::new(&paths.noded_cert(), crate::net::noded_port(&paths))
+            .map_err(|e| DaemonError::body("loading the cluster certificate for RPC", e))?,
     );
     // Every committed config change goes to the candidates and ssconf to all nodes.
     store.set_replicator(Arc::new(crate::cmdlib::redist::RpcReplicator::new(
@@ -132,7 +129,7 @@ fn check_master_votes(daemon: &Daemon, config: &ConfigData, me: &str) -> Result<
     }
     let rpc = crate::rpc::client::RpcClient::new(
         &daemon.paths.noded_cert(),
-        crate::constants::DEFAULT_NODED_PORT,
+        crate::net::noded_port(&daemon.paths),
     )
     .map_err(|e| DaemonError::body("preparing node RPC for the master vote", e))?;
     let mut wait = |d: std::time::Duration| std::thread::sleep(d);

@@ -30,7 +30,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::backend::{self, BackendError, PowercycleAction};
-use crate::constants::DEFAULT_NODED_PORT;
 use crate::daemons::{Daemon, DaemonError};
 use crate::error::chain;
 use crate::join::JoinResponder;
@@ -560,7 +559,13 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     );
     let ip = bind_address(daemon.args.bind.as_deref(), &paths)
         .map_err(|e| DaemonError::body("choosing the address to listen on", e))?;
-    let addr = SocketAddr::new(ip, daemon.args.port.unwrap_or(DEFAULT_NODED_PORT));
+    let addr = SocketAddr::new(
+        ip,
+        daemon
+            .args
+            .port
+            .unwrap_or_else(|| crate::net::noded_port(&daemon.paths)),
+    );
     let listener = smol::block_on(smol::net::TcpListener::bind(addr))
         .map_err(|e| DaemonError::body(format!("binding {addr}"), e))?;
     let bound = listener.local_addr().map_or(addr, |a| a);
