@@ -35,8 +35,12 @@ pub const EXTERNAL_MASTER_SETUP_SCRIPT: &str = "/etc/ganeti/scripts/master-ip-se
 pub const REMOTE_MANAGED_DAEMONS: &[&str] = &["ganeti-masterd", "ganeti-confd", "ganeti-rapi"];
 /// Mode of `ssconf_*` files (Ganeti's `SS_FILE_PERMS`).
 pub const SSCONF_FILE_MODE: u32 = 0o444;
-/// Largest ssconf file accepted (Ganeti's `_MAX_SIZE`).
-pub const SSCONF_MAX_BYTES: usize = 128 * 1024;
+/// Largest ssconf file accepted. Ganeti's readers stop at 128 KiB
+/// (`_MAX_SIZE`), but the master writes its own ssconf files whatever their
+/// size (`ssconf_instance_list` of a 10,000-instance cluster is ~200 KB),
+/// and every node must hold the same files; this bound only stops absurd
+/// requests.
+pub const SSCONF_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// Data-directory files (production paths) the master may push or remove.
 const DATA_FILES: &[&str] = &[
