@@ -14,6 +14,10 @@
 //! `/etc/ganeti/redist-files` names. A request naming any other path is
 //! refused as a whole, before anything is written.
 
+pub mod blockdev;
+pub mod instance;
+pub mod os;
+
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -705,6 +709,27 @@ pub fn leave_cluster(paths: &Paths) -> Result<(), BackendError> {
         remove_if_present(&path)?;
     }
     Ok(())
+}
+
+/// Runs an instance, block-device or OS procedure
+/// ([`crate::rpc::proto::INSTANCE_PROCEDURES`]); `None` if `procedure` is
+/// none of them.
+pub fn dispatch_instance_procedure(
+    paths: &Paths,
+    procedure: &str,
+    args: serde_json::Value,
+) -> Option<Result<serde_json::Value, String>> {
+    if !crate::rpc::proto::INSTANCE_PROCEDURES.contains(&procedure) {
+        return None;
+    }
+    instance::handle(paths, procedure, args.clone())
+        .or_else(|| blockdev::handle(paths, procedure, args.clone()))
+        .or_else(|| os::handle(paths, procedure, args))
+        .or_else(|| {
+            Some(Err(format!(
+                "procedure {procedure:?} is not built yet on this node"
+            )))
+        })
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub mod crypto;
 pub mod daemons;
 // Error kinds shared across process boundaries and the error-chain printer.
 pub mod error;
+// Hypervisors (node side): the trait, `fake` and `kvm` (QEMU + QMP).
+pub mod hv;
 // The persistent job queue: job files, group commit, priority worker pool, recovery.
 pub mod jobs;
 // The node-join protocol: one-time tokens, mutual proof, then secrets over mutual TLS.
@@ -47,6 +49,8 @@ pub mod luxi;
 pub mod net;
 // Opcodes: one plain-data struct per Ganeti operation, in Ganeti's JSON form.
 pub mod opcodes;
+// OS definitions (node side): OS API 10/15/20 discovery and scripts.
+pub mod os;
 // Every on-disk path, derived from one root (`GANETI_ROOTDIR`).
 pub mod paths;
 // Node RPC: mutual-TLS HTTPS between master and noded; procedures, client fan-out, server.
@@ -55,6 +59,8 @@ pub mod rpc;
 pub mod query;
 // `ssconf_*` files: small per-node files written from the master, read everywhere.
 pub mod ssconf;
+// Block devices (node side): one type per disk template.
+pub mod storage;
 // The only home of unsafe code, raw syscalls, process spawning and atomic writes.
 #[allow(unsafe_code)]
 pub mod sys;

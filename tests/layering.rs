@@ -88,6 +88,19 @@ const RULES: &[(&str, &str, &str)] = &[
         "storage never reads the cluster config",
     ),
     (
+        "os",
+        "config::store",
+        "OS definitions never read the cluster config",
+    ),
+    ("hv", "cmdlib", "the node side never runs master logic"),
+    ("storage", "cmdlib", "the node side never runs master logic"),
+    ("os", "cmdlib", "the node side never runs master logic"),
+    (
+        "cmdlib",
+        "os",
+        "logical units ask a node over rpc, never run OS scripts",
+    ),
+    (
         "cmdlib",
         "hv",
         "logical units ask a node over rpc, never the hypervisor",

@@ -163,12 +163,14 @@ impl NodeService {
                 (None, proto::CONFIGURED_PROCEDURES)
             }
         };
+        let instance_proc = proto::INSTANCE_PROCEDURES.contains(&procedure);
         let known = proto::CONFIGURED_PROCEDURES.contains(&procedure)
-            || proto::UNCONFIGURED_PROCEDURES.contains(&procedure);
+            || proto::UNCONFIGURED_PROCEDURES.contains(&procedure)
+            || instance_proc;
         if !known {
             return Err(RemoteError::new(format!("unknown procedure {procedure:?}")));
         }
-        if !served.contains(&procedure) {
+        if !(served.contains(&procedure) || (instance_proc && joining.is_none())) {
             let state = if joining.is_some() {
                 "is not part of a cluster yet (join it first)"
             } else {
@@ -272,9 +274,12 @@ impl NodeService {
                 log::info!("now configured; serving the cluster procedures");
                 Ok(Value::Null)
             }
-            other => Err(RemoteError::new(format!(
-                "procedure {other:?} is not implemented by this node"
-            ))),
+            other => match backend::dispatch_instance_procedure(&self.paths, other, args) {
+                Some(result) => result.map_err(|e| RemoteError::new(format!("{other}: {e}"))),
+                None => Err(RemoteError::new(format!(
+                    "procedure {other:?} is not implemented by this node"
+                ))),
+            },
         }
     }
 

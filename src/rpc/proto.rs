@@ -239,3 +239,452 @@ pub struct JoinComplete {
     /// The cluster files to install (`server.pem`, `hmac.key`, …).
     pub files: Vec<FileUpload>,
 }
+
+// ---------------------------------------------------------------------
+// Instances (issue 5): hypervisors, block devices, OS definitions.
+// The master sends everything a node needs, fully resolved (parameters
+// already filled from cluster → group → instance); the node never reads
+// the config.
+
+/// `instance_start`: assemble nothing, start the instance on the hypervisor
+/// with the given block devices (from `blockdev_assemble`).
+pub const INSTANCE_START: &str = "instance_start";
+/// `instance_shutdown`: soft stop (ACPI/powerdown), hard after the timeout.
+pub const INSTANCE_SHUTDOWN: &str = "instance_shutdown";
+/// `instance_reboot`: soft, hard or full (stop + start) reboot.
+pub const INSTANCE_REBOOT: &str = "instance_reboot";
+/// `instance_info`: live state of one instance (`null` when not running).
+pub const INSTANCE_INFO: &str = "instance_info";
+/// `all_instances_info`: live state of every instance of the hypervisors.
+pub const ALL_INSTANCES_INFO: &str = "all_instances_info";
+/// `node_hv_info`: memory and CPUs of the node per hypervisor.
+pub const NODE_HV_INFO: &str = "node_hv_info";
+/// `instance_console`: how to reach the instance's console.
+pub const INSTANCE_CONSOLE: &str = "instance_console";
+/// `instance_balloon_memory`: set the runtime memory.
+pub const INSTANCE_BALLOON_MEMORY: &str = "instance_balloon_memory";
+/// `migration_info`: source side, what the target must know.
+pub const MIGRATION_INFO: &str = "migration_info";
+/// `accept_instance`: target side, prepare to receive.
+pub const ACCEPT_INSTANCE: &str = "accept_instance";
+/// `instance_migrate`: source side, start the live migration.
+pub const INSTANCE_MIGRATE: &str = "instance_migrate";
+/// `migration_status`: source side, progress of the migration.
+pub const MIGRATION_STATUS: &str = "migration_status";
+/// `finalize_migration_dst`: target side, success or abort.
+pub const FINALIZE_MIGRATION_DST: &str = "finalize_migration_dst";
+/// `finalize_migration_src`: source side, success or abort.
+pub const FINALIZE_MIGRATION_SRC: &str = "finalize_migration_src";
+
+/// `blockdev_create`: create a disk (and its children) on this node.
+pub const BLOCKDEV_CREATE: &str = "blockdev_create";
+/// `blockdev_remove`: remove a disk from this node.
+pub const BLOCKDEV_REMOVE: &str = "blockdev_remove";
+/// `blockdev_assemble`: make a disk usable; returns its device path.
+pub const BLOCKDEV_ASSEMBLE: &str = "blockdev_assemble";
+/// `blockdev_shutdown`: stop using a disk (deactivate).
+pub const BLOCKDEV_SHUTDOWN: &str = "blockdev_shutdown";
+/// `blockdev_grow`: grow a disk by an amount.
+pub const BLOCKDEV_GROW: &str = "blockdev_grow";
+/// `blockdev_status`: per-disk status (`gnt-instance info`, verify-disks).
+pub const BLOCKDEV_STATUS: &str = "blockdev_status";
+/// `blockdev_getsize`: actual sizes of disks (`repair-disk-sizes`).
+pub const BLOCKDEV_GETSIZE: &str = "blockdev_getsize";
+
+/// `os_diagnose`: every OS definition found on the node's search path.
+pub const OS_DIAGNOSE: &str = "os_diagnose";
+/// `os_validate`: check an OS name/variant and parameters (runs `verify`).
+pub const OS_VALIDATE: &str = "os_validate";
+/// `instance_os_add`: run the OS `create` script on the instance's disks.
+pub const INSTANCE_OS_ADD: &str = "instance_os_add";
+/// `instance_os_rename`: run the OS `rename` script.
+pub const INSTANCE_OS_RENAME: &str = "instance_os_rename";
+/// `instance_os_export`/`instance_os_import`: export/import scripts (gnt-backup).
+pub const INSTANCE_OS_EXPORT: &str = "instance_os_export";
+/// See [`INSTANCE_OS_EXPORT`].
+pub const INSTANCE_OS_IMPORT: &str = "instance_os_import";
+
+/// Instance, block-device and OS procedures a configured node serves.
+pub const INSTANCE_PROCEDURES: &[&str] = &[
+    INSTANCE_START,
+    INSTANCE_SHUTDOWN,
+    INSTANCE_REBOOT,
+    INSTANCE_INFO,
+    ALL_INSTANCES_INFO,
+    NODE_HV_INFO,
+    INSTANCE_CONSOLE,
+    INSTANCE_BALLOON_MEMORY,
+    MIGRATION_INFO,
+    ACCEPT_INSTANCE,
+    INSTANCE_MIGRATE,
+    MIGRATION_STATUS,
+    FINALIZE_MIGRATION_DST,
+    FINALIZE_MIGRATION_SRC,
+    BLOCKDEV_CREATE,
+    BLOCKDEV_REMOVE,
+    BLOCKDEV_ASSEMBLE,
+    BLOCKDEV_SHUTDOWN,
+    BLOCKDEV_GROW,
+    BLOCKDEV_STATUS,
+    BLOCKDEV_GETSIZE,
+    OS_DIAGNOSE,
+    OS_VALIDATE,
+    INSTANCE_OS_ADD,
+    INSTANCE_OS_RENAME,
+    INSTANCE_OS_EXPORT,
+    INSTANCE_OS_IMPORT,
+];
+
+/// A parameter dictionary as it travels (`hvparams`, `beparams`, …).
+pub type Params = BTreeMap<String, serde_json::Value>;
+
+/// One NIC of an instance, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicSpec {
+    /// UUID.
+    pub uuid: String,
+    /// Optional name.
+    pub name: Option<String>,
+    /// MAC address.
+    pub mac: String,
+    /// IP address, if any.
+    pub ip: Option<String>,
+    /// `bridged`, `routed` or `openvswitch`.
+    pub mode: String,
+    /// Bridge / routing table / switch.
+    pub link: String,
+    /// VLAN (openvswitch), `""` if none.
+    pub vlan: String,
+    /// Network name, if the NIC is in one.
+    pub network: Option<String>,
+}
+
+/// One disk of an instance, resolved (Ganeti's `Disk` object minus the
+/// bookkeeping); `logical_id` in Ganeti's JSON form for the disk type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    /// UUID.
+    pub uuid: String,
+    /// Optional name.
+    pub name: Option<String>,
+    /// `disk/0`, …
+    pub iv_name: String,
+    /// `plain`, `drbd`, `file`, `sharedfile`, `blockdev`, `ext`, …
+    pub dev_type: String,
+    /// Type-specific identity (Ganeti's `logical_id`).
+    pub logical_id: serde_json::Value,
+    /// Size in MiB.
+    pub size_mib: u64,
+    /// `rw` or `ro`.
+    pub mode: String,
+    /// Disk parameters, filled.
+    pub params: Params,
+    /// Child devices (DRBD's data and metadata volumes).
+    pub children: Vec<DiskSpec>,
+}
+
+/// Everything a node needs to know about one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// Name.
+    pub name: String,
+    /// UUID.
+    pub uuid: String,
+    /// Hypervisor name (`fake`, `kvm`).
+    pub hypervisor: String,
+    /// Hypervisor parameters, filled (cluster → OS → instance).
+    pub hvparams: Params,
+    /// Backend parameters, filled (`maxmem`, `minmem`, `vcpus`, …).
+    pub beparams: Params,
+    /// OS name with variant (`debootstrap+default`).
+    pub os: String,
+    /// OS parameters, filled.
+    pub osparams: BTreeMap<String, String>,
+    /// Private OS parameters, filled.
+    pub osparams_private: BTreeMap<String, String>,
+    /// NICs in order.
+    pub nics: Vec<NicSpec>,
+    /// Disks in order.
+    pub disks: Vec<DiskSpec>,
+    /// VNC/SPICE port the master allocated, if any.
+    pub network_port: Option<u32>,
+}
+
+/// A disk made usable on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssembledDisk {
+    /// The disk's UUID.
+    pub uuid: String,
+    /// Block device or file the hypervisor opens.
+    pub path: String,
+    /// A URI the hypervisor may use instead (userspace access), if any.
+    pub uri: Option<String>,
+}
+
+/// Live state of one instance as the hypervisor reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HvInstanceInfo {
+    /// Name.
+    pub name: String,
+    /// `running`, `paused`, `shutdown`, `crashed`, … (Ganeti's hv states).
+    pub state: String,
+    /// Current memory in MiB.
+    pub memory_mib: u64,
+    /// Current vCPUs.
+    pub vcpus: u32,
+    /// Seconds of CPU time used, if known.
+    pub cpu_time_secs: Option<f64>,
+}
+
+/// What a node's hypervisor reports about the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeHvInfo {
+    /// Hypervisor name.
+    pub hypervisor: String,
+    /// Total memory, MiB.
+    pub memory_total_mib: u64,
+    /// Memory free for instances, MiB.
+    pub memory_free_mib: u64,
+    /// Memory used by the node itself, MiB.
+    pub memory_dom0_mib: u64,
+    /// Logical CPUs.
+    pub cpu_total: u32,
+    /// NUMA nodes.
+    pub cpu_nodes: u32,
+    /// CPU sockets.
+    pub cpu_sockets: u32,
+}
+
+/// Arguments of [`INSTANCE_START`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceStartArgs {
+    /// The instance.
+    pub instance: InstanceSpec,
+    /// Its disks, assembled on this node, in order.
+    pub disks: Vec<AssembledDisk>,
+    /// Start with the CPUs paused.
+    pub startup_paused: bool,
+}
+
+/// Arguments of [`INSTANCE_SHUTDOWN`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceShutdownArgs {
+    /// The instance.
+    pub instance: InstanceSpec,
+    /// Seconds to wait for a clean stop before a hard one.
+    pub timeout_secs: u64,
+}
+
+/// Arguments of [`INSTANCE_REBOOT`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRebootArgs {
+    /// The instance.
+    pub instance: InstanceSpec,
+    /// `soft`, `hard` or `full`.
+    pub reboot_type: String,
+    /// Seconds to wait for a clean stop (full reboot).
+    pub shutdown_timeout_secs: u64,
+    /// Disks, for a full reboot's start.
+    pub disks: Vec<AssembledDisk>,
+}
+
+/// Arguments of [`INSTANCE_INFO`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceInfoArgs {
+    /// Instance name.
+    pub name: String,
+    /// Its hypervisor.
+    pub hypervisor: String,
+    /// The hypervisor's cluster parameters.
+    pub hvparams: Params,
+}
+
+/// Arguments of [`ALL_INSTANCES_INFO`] and [`NODE_HV_INFO`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HypervisorsArgs {
+    /// Hypervisor name → its cluster parameters.
+    pub hypervisors: BTreeMap<String, Params>,
+}
+
+/// Result of [`INSTANCE_CONSOLE`] (Ganeti's `InstanceConsole`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleInfo {
+    /// Instance name.
+    pub instance: String,
+    /// `ssh`, `vnc`, `spice` or `msg`.
+    pub kind: String,
+    /// For `ssh`: the command to run on `host` as `user`.
+    pub command: Vec<String>,
+    /// Host to connect to.
+    pub host: Option<String>,
+    /// User for `ssh`.
+    pub user: Option<String>,
+    /// Port for `vnc`/`spice`.
+    pub port: Option<u32>,
+    /// For `msg`: the text to show.
+    pub message: Option<String>,
+}
+
+/// Arguments of [`INSTANCE_BALLOON_MEMORY`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalloonArgs {
+    /// The instance.
+    pub instance: InstanceSpec,
+    /// New runtime memory, MiB.
+    pub memory_mib: u64,
+}
+
+/// Arguments of the migration procedures. `info` is the opaque answer of
+/// [`MIGRATION_INFO`] handed from source to target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationArgs {
+    /// The instance.
+    pub instance: InstanceSpec,
+    /// From [`MIGRATION_INFO`] (null for that call itself).
+    pub info: serde_json::Value,
+    /// The target node's address (secondary IP as Ganeti uses).
+    pub target_address: String,
+    /// Live (true) or non-live (false, pause first).
+    pub live: bool,
+    /// For the finalize calls: whether the migration succeeded.
+    pub success: bool,
+    /// Disks assembled on the node the call goes to.
+    pub disks: Vec<AssembledDisk>,
+}
+
+/// Result of [`MIGRATION_STATUS`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationStatus {
+    /// `active`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    /// Bytes transferred so far.
+    pub transferred_bytes: u64,
+    /// Bytes of RAM in total.
+    pub total_bytes: u64,
+    /// The hypervisor's message on failure.
+    pub message: Option<String>,
+}
+
+/// Arguments of the single-disk block-device procedures ([`BLOCKDEV_CREATE`],
+/// [`BLOCKDEV_REMOVE`], [`BLOCKDEV_ASSEMBLE`], [`BLOCKDEV_SHUTDOWN`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockdevArgs {
+    /// The disk.
+    pub disk: DiskSpec,
+    /// The instance owning it (for tags, file names and logs).
+    pub instance_name: String,
+    /// Whether this node is the instance's primary.
+    pub on_primary: bool,
+    /// Exclusive storage (LVM spindles).
+    pub exclusive_storage: bool,
+}
+
+/// Arguments of [`BLOCKDEV_GROW`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockdevGrowArgs {
+    /// The disk (its `size_mib` is the size before growing).
+    pub disk: DiskSpec,
+    /// How much to add, MiB.
+    pub amount_mib: u64,
+    /// Only check that it can be done.
+    pub dry_run: bool,
+    /// Grow only the backing storage (DRBD children), not the device.
+    pub backing_only: bool,
+}
+
+/// Arguments of [`BLOCKDEV_STATUS`] and [`BLOCKDEV_GETSIZE`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockdevsArgs {
+    /// The disks.
+    pub disks: Vec<DiskSpec>,
+}
+
+/// One disk's status (an element of [`BLOCKDEV_STATUS`]'s result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskStatus {
+    /// The disk's UUID.
+    pub uuid: String,
+    /// Whether it exists on the node.
+    pub present: bool,
+    /// Device path when assembled.
+    pub path: Option<String>,
+    /// Resync progress, percent (DRBD), if syncing.
+    pub sync_percent: Option<f64>,
+    /// Estimated seconds to the end of the resync.
+    pub estimated_time_secs: Option<f64>,
+    /// Whether redundancy is degraded.
+    pub is_degraded: bool,
+    /// `ok`, `degraded` or `unknown` (Ganeti's local disk status).
+    pub ldisk_status: String,
+}
+
+/// One OS definition found on a node ([`OS_DIAGNOSE`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsInfo {
+    /// Name (directory name).
+    pub name: String,
+    /// Directory it was found in.
+    pub path: String,
+    /// Whether it is usable.
+    pub valid: bool,
+    /// Why not, when not.
+    pub diagnose: String,
+    /// `variants.list`.
+    pub variants: Vec<String>,
+    /// `parameters.list`: name and description.
+    pub parameters: Vec<(String, String)>,
+    /// `ganeti_api_version` values it supports.
+    pub api_versions: Vec<u32>,
+    /// Trusted OS (runs without sandbox) — API 20.
+    pub trusted: bool,
+}
+
+/// Arguments of [`OS_VALIDATE`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsValidateArgs {
+    /// Fail when the OS is missing (else answer false).
+    pub required: bool,
+    /// OS name with variant.
+    pub name: String,
+    /// Checks: `parameters`.
+    pub checks: Vec<String>,
+    /// OS parameters to validate (public and private together).
+    pub osparams: BTreeMap<String, String>,
+}
+
+/// Arguments of [`INSTANCE_OS_ADD`] and [`INSTANCE_OS_RENAME`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceOsArgs {
+    /// The instance (for rename: with the new name).
+    pub instance: InstanceSpec,
+    /// Its disks, assembled on this node.
+    pub disks: Vec<AssembledDisk>,
+    /// Reinstall rather than first install (`create` either way).
+    pub reinstall: bool,
+    /// The old name, for rename.
+    pub old_name: Option<String>,
+    /// `DEBUG_LEVEL`.
+    pub debug: u32,
+}
