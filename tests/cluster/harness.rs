@@ -294,6 +294,33 @@ impl TestCluster {
         std::fs::read_to_string(self.path(node, &format!("/var/lib/ganeti/{name}"))).ok()
     }
 
+    /// Makes the OS definition in `src` (a directory) available on `node`
+    /// as `/srv/ganeti/os/<name>` under its root.
+    pub fn install_os(&self, node: &str, name: &str, src: &Path) {
+        let dir = self.path(node, "/srv/ganeti/os");
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join(name);
+        let _ = std::fs::remove_file(&link);
+        symlink(src, link).unwrap();
+    }
+
+    /// Debian's `ganeti-os-noop`, if installed.
+    pub fn noop_os() -> Option<PathBuf> {
+        let p = PathBuf::from("/usr/share/ganeti/os/noop");
+        p.join("create").exists().then_some(p)
+    }
+
+    /// Makes `node`'s shared-file storage directory the same directory as
+    /// node1's, as a cluster file system would.
+    pub fn share_storage(&self, node: &str) {
+        let master = self.path("node1", "/srv/ganeti/shared-file-storage");
+        std::fs::create_dir_all(&master).unwrap();
+        let mine = self.path(node, "/srv/ganeti/shared-file-storage");
+        std::fs::create_dir_all(mine.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_dir(&mine);
+        symlink(&master, &mine).unwrap();
+    }
+
     /// Polls `cond` until it holds or `timeout` passes.
     pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
         let deadline = Instant::now() + timeout;
