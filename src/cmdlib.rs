@@ -21,6 +21,7 @@
 pub mod cluster;
 #[cfg(test)]
 pub mod fake_rpc;
+pub mod instance;
 pub mod node;
 pub mod query;
 pub mod redist;
@@ -160,6 +161,13 @@ pub trait LogicalUnit: Send {
     fn declare_locks(&self, _cfg: &ConfigData) -> Vec<LockNeed> {
         Vec::new()
     }
+    /// Lock names to create (Ganeti's `add_locks`), held by the job in the
+    /// given mode: e.g. the new instance's lock. They are added in level
+    /// order with the other locks, so no lower level is held yet; the
+    /// processor removes them again when the opcode does not succeed.
+    fn add_locks(&self) -> Vec<LockNeed> {
+        Vec::new()
+    }
     /// Checks that the operation can run, on a snapshot taken under the locks.
     fn check_prereq(&mut self, cfg: &ConfigData) -> Result<(), LuError>;
     /// Does the work; returns the opcode's result.
@@ -184,6 +192,34 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::NodeSetParams(o) => Box::new(node::LuNodeSetParams::new(o.clone())),
         OpCode::NodeRemove(o) => Box::new(node::LuNodeRemove::new(o.clone())),
         OpCode::NodePowercycle(o) => Box::new(node::LuNodePowercycle::new(o.clone())),
+        OpCode::InstanceCreate(o) => Box::new(instance::create::LuInstanceCreate::new(o.clone())),
+        OpCode::InstanceRemove(o) => {
+            Box::new(instance::lifecycle::LuInstanceRemove::new(o.clone()))
+        }
+        OpCode::InstanceStartup(o) => {
+            Box::new(instance::lifecycle::LuInstanceStartup::new(o.clone()))
+        }
+        OpCode::InstanceShutdown(o) => {
+            Box::new(instance::lifecycle::LuInstanceShutdown::new(o.clone()))
+        }
+        OpCode::InstanceReboot(o) => {
+            Box::new(instance::lifecycle::LuInstanceReboot::new(o.clone()))
+        }
+        OpCode::InstanceConsole(o) => {
+            Box::new(instance::lifecycle::LuInstanceConsole::new(o.clone()))
+        }
+        OpCode::InstanceActivateDisks(o) => {
+            Box::new(instance::disks::LuInstanceActivateDisks::new(o.clone()))
+        }
+        OpCode::InstanceDeactivateDisks(o) => {
+            Box::new(instance::disks::LuInstanceDeactivateDisks::new(o.clone()))
+        }
+        OpCode::InstanceGrowDisk(o) => {
+            Box::new(instance::disks::LuInstanceGrowDisk::new(o.clone()))
+        }
+        OpCode::InstanceQueryData(o) => {
+            Box::new(instance::info::LuInstanceQueryData::new(o.clone()))
+        }
         OpCode::Query(o) => Box::new(query::LuQuery::new(o.clone())),
         OpCode::QueryFields(o) => Box::new(query::LuQueryFields::new(o.clone())),
         OpCode::TagsGet(o) => Box::new(tags::LuTagsGet::new(o.clone())),
@@ -209,6 +245,16 @@ pub const IMPLEMENTED_OP_IDS: &[&str] = &[
     "OP_NODE_SET_PARAMS",
     "OP_NODE_REMOVE",
     "OP_NODE_POWERCYCLE",
+    "OP_INSTANCE_CREATE",
+    "OP_INSTANCE_REMOVE",
+    "OP_INSTANCE_STARTUP",
+    "OP_INSTANCE_SHUTDOWN",
+    "OP_INSTANCE_REBOOT",
+    "OP_INSTANCE_CONSOLE",
+    "OP_INSTANCE_ACTIVATE_DISKS",
+    "OP_INSTANCE_DEACTIVATE_DISKS",
+    "OP_INSTANCE_GROW_DISK",
+    "OP_INSTANCE_QUERY_DATA",
     "OP_QUERY",
     "OP_QUERY_FIELDS",
     "OP_TAGS_GET",
@@ -293,6 +339,7 @@ impl Processor {
         feedback: &mut dyn FnMut(String),
         locks_acquired: &mut dyn FnMut(),
     ) -> OpOutcome {
+        let mut added = Vec::new();
         let outcome = self.run_phases(
             owner,
             op,
@@ -301,7 +348,19 @@ impl Processor {
             when_exhausted,
             feedback,
             locks_acquired,
+            &mut added,
         );
+        if !matches!(outcome, OpOutcome::Success(_)) {
+            // Locks created for an object that did not come to exist.
+            for (level, name) in added.iter().rev() {
+                if let Err(e) = self.locks.remove(owner, *level, std::slice::from_ref(name)) {
+                    log::error!(
+                        "removing added {level} lock {name} after {}: {e}",
+                        op.op_id()
+                    );
+                }
+            }
+        }
         if let Err(e) = self.locks.release_all(owner) {
             log::error!(
                 "releasing locks of owner {} after {}: {e}",
@@ -322,6 +381,7 @@ impl Processor {
         when_exhausted: WhenExhausted,
         feedback: &mut dyn FnMut(String),
         locks_acquired: &mut dyn FnMut(),
+        added: &mut Vec<(Level, LockName)>,
     ) -> OpOutcome {
         let snapshot = self.store.snapshot();
         if let Err(e) = lu.expand_names(&snapshot) {
@@ -336,7 +396,16 @@ impl Processor {
             });
         }
         needs.sort_by_key(|n| n.level);
+        let mut adds = lu.add_locks();
+        adds.sort_by_key(|n| n.level);
         for need in &needs {
+            // Create this level's new locks before acquiring lower levels.
+            for add in adds.iter().filter(|a| a.level <= need.level) {
+                if let Err(e) = self.add_new_locks(owner, add, priority, added) {
+                    return OpOutcome::Failed(e);
+                }
+            }
+            adds.retain(|a| a.level > need.level);
             let request = LockRequest {
                 owner,
                 level: need.level,
@@ -361,6 +430,11 @@ impl Processor {
                 Err(e) => return OpOutcome::Failed(LuError::Locking(e.to_string())),
             }
         }
+        for add in &adds {
+            if let Err(e) = self.add_new_locks(owner, add, priority, added) {
+                return OpOutcome::Failed(e);
+            }
+        }
         locks_acquired();
         let snapshot = self.store.snapshot();
         if let Err(e) = lu.check_prereq(&snapshot) {
@@ -382,6 +456,35 @@ impl Processor {
             Ok(v) => OpOutcome::Success(v),
             Err(e) => OpOutcome::Failed(e),
         }
+    }
+}
+
+impl Processor {
+    fn add_new_locks(
+        &self,
+        owner: OwnerId,
+        add: &LockNeed,
+        priority: Priority,
+        added: &mut Vec<(Level, LockName)>,
+    ) -> Result<(), LuError> {
+        let names: Vec<LockName> = add
+            .names
+            .iter()
+            .map(|n| LockName::from(n.as_str()))
+            .collect();
+        let _held = self
+            .locks
+            .add(
+                owner,
+                add.level,
+                &names,
+                crate::locking::NewLocks::HeldAs(add.mode),
+                crate::locking::Timeout::Blocking,
+                priority,
+            )
+            .map_err(|e| LuError::Locking(e.to_string()))?;
+        added.extend(names.into_iter().map(|n| (add.level, n)));
+        Ok(())
     }
 }
 

@@ -688,3 +688,15 @@ pub struct InstanceOsArgs {
     /// `DEBUG_LEVEL`.
     pub debug: u32,
 }
+
+/// Arguments of [`INSTANCE_CONSOLE`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConsoleArgs {
+    /// The instance.
+    pub instance: InstanceSpec,
+    /// The primary node's name (the console's host for `ssh`/`vnc`).
+    pub node_name: String,
+    /// The primary node's address.
+    pub node_address: String,
+}
