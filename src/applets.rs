@@ -89,7 +89,7 @@ pub const APPLETS: &[Applet] = &[
     Applet {
         name: "gnt-instance",
         kind: Kind::Admin,
-        summary: "instance administration (list, list-fields so far)",
+        summary: "instance administration",
         entry: Ok(crate::cli::gnt_instance::main),
     },
     Applet {
@@ -107,8 +107,8 @@ pub const APPLETS: &[Applet] = &[
     Applet {
         name: "gnt-backup",
         kind: Kind::Admin,
-        summary: "instance export and import",
-        entry: Err("export/import (issue 5)"),
+        summary: "instance export and import (export, import, remove so far)",
+        entry: Ok(crate::cli::gnt_backup::main),
     },
     Applet {
         name: "gnt-group",

@@ -7,12 +7,16 @@
 //! `gnt-cluster init`/`destroy` (through [`crate::bootstrap`]).
 
 pub mod cfgupgrade;
+pub mod gnt_backup;
 pub mod gnt_cluster;
 pub mod gnt_debug;
 pub mod gnt_group;
 pub mod gnt_instance;
 pub mod gnt_job;
 pub mod gnt_node;
+pub mod instance_create;
+pub mod instance_info;
+pub mod instance_select;
 pub mod job;
 pub mod kv;
 pub mod list;

@@ -149,6 +149,32 @@ impl Runner for RealRunner {
     }
 }
 
+/// Runs a program attached to our terminal (stdin, stdout and stderr
+/// inherited) and waits for it; returns its exit code (`None` when killed
+/// by a signal). For interactive commands such as `gnt-instance console`.
+pub fn run_interactive(cmd: &Command) -> Result<Option<i32>, CmdError> {
+    let Some((prog, args)) = cmd.argv.split_first() else {
+        return Err(CmdError::Spawn {
+            cmdline: String::new(),
+            source: std::io::Error::other("empty command line"),
+        });
+    };
+    #[allow(clippy::disallowed_methods)] // this is the one sanctioned place
+    let mut c = std::process::Command::new(prog);
+    c.args(args);
+    for (k, v) in &cmd.env {
+        c.env(k, v);
+    }
+    if let Some(d) = &cmd.cwd {
+        c.current_dir(d);
+    }
+    let status = c.status().map_err(|source| CmdError::Spawn {
+        cmdline: cmd.display(),
+        source,
+    })?;
+    Ok(status.code())
+}
+
 /// Spawns a program detached from us (new session, stdio to /dev/null),
 /// returning its pid. Used to start daemons in the background.
 pub fn spawn_detached(cmd: &Command) -> Result<u32, CmdError> {
