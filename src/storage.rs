@@ -8,8 +8,8 @@
 //!
 //! | `dev_type`   | `logical_id`                                         | module |
 //! |--------------|------------------------------------------------------|--------|
-//! | `file`       | `[driver, path]`, driver `loop`/`blktap`/`blktap2`   | [`file`] |
-//! | `sharedfile` | `[driver, path]`                                     | [`file`] |
+//! | `file`       | `[driver, path]`, driver `loop`/`blktap`/`blktap2`   | [`mod@file`] |
+//! | `sharedfile` | `[driver, path]`                                     | [`mod@file`] |
 //! | `blockdev`   | `["manual", path under /dev]`                        | [`blockdev`] |
 //! | `ext`        | `[provider, volume name]`                            | [`ext`] |
 //! | `plain`      | `[vg, lv]`                                           | [`lvm`] |
@@ -269,6 +269,12 @@ pub trait BlockDevice {
 
     /// The device's status; the device must exist.
     fn status(&self) -> Result<DeviceStatus, StorageError>;
+
+    /// Makes the assembled device ready for I/O on the instance's primary
+    /// node (Ganeti's `Open`: DRBD becomes primary); a no-op elsewhere.
+    fn open(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 
     /// Records `text` (the owning instance) with the device where the type
     /// can (LVM tags, ExtStorage `setinfo`); Ganeti's `SetInfo`.

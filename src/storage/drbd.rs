@@ -527,6 +527,14 @@ impl BlockDevice for Drbd8<'_> {
         }
     }
 
+    fn open(&self) -> Result<(), StorageError> {
+        self.run(vec![
+            "drbdsetup".into(),
+            "primary".into(),
+            self.minor.to_string(),
+        ])
+    }
+
     fn set_info(&self, text: &str) -> Result<(), StorageError> {
         self.data.set_info(text)?;
         self.meta.set_info(text)
@@ -677,11 +685,13 @@ mod tests {
             r.calls().last().unwrap().display(),
             "drbdsetup resize 3 --size 1536m"
         );
+        dev.open().unwrap();
+        assert_eq!(r.calls().last().unwrap().display(), "drbdsetup primary 3");
         assert!(matches!(dev.status(), Err(StorageError::Missing { .. })));
         dev.shutdown().unwrap();
         assert_eq!(
             r.calls().len(),
-            1,
+            2,
             "an unconfigured minor is not taken down"
         );
         let _ = std::fs::remove_dir_all(base);
