@@ -222,15 +222,21 @@ impl LogicalUnit for LuInstanceGrowDisk {
             ctx.log("Disk is already of the requested size".to_string());
             return Ok(Value::Null);
         }
-        // Dry run on every node first, then the real thing.
-        for dry_run in [true, false] {
+        // Ganeti's order: a dry run of the backing storage on every node,
+        // the real growth of the backing storage on every node, then the
+        // device on top (DRBD) on the primary only.
+        let primary = inst.primary_node.clone();
+        for (dry_run, backing_only) in [(true, true), (false, true), (false, false)] {
             for node in &nodes {
+                if !backing_only && *node != primary {
+                    continue;
+                }
                 let tgt = target_of(&cfg, node)?;
                 let args = BlockdevGrowArgs {
                     disk: disk.clone(),
                     amount_mib: self.delta_mib,
                     dry_run,
-                    backing_only: false,
+                    backing_only,
                 };
                 if let Err(e) = call(ctx, proto::BLOCKDEV_GROW, &tgt, &args, SLOW_TIMEOUT) {
                     let msg = format!("Grow request failed to node {}: {}", tgt.name, rpc_msg(&e));

@@ -449,9 +449,16 @@ fn disks_grow_console_and_query_data() {
     let inst = cfg.instance_by_name(NEW).unwrap().1;
     assert_eq!(cfg.disks[&inst.disks[0]].size, 2048);
     let grows = c.rpc.calls_of(proto::BLOCKDEV_GROW);
-    assert_eq!(grows.len(), 2);
+    // Dry run of the backing storage, the backing storage, the device.
+    assert_eq!(grows.len(), 3);
     assert_eq!(grows[0].1["dry_run"], true);
+    assert_eq!(grows[0].1["backing_only"], true);
     assert_eq!(grows[1].1["amount_mib"], 1024);
+    assert_eq!(
+        (grows[1].1["dry_run"].clone(), grows[1].1["backing_only"].clone()),
+        (Value::Bool(false), Value::Bool(true))
+    );
+    assert_eq!(grows[2].1["backing_only"], false);
     let (_, msg) = prereq(
         c.run(OpInstanceGrowDisk {
             instance_name: NEW.into(),
