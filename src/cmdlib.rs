@@ -22,6 +22,7 @@ pub mod cluster;
 #[cfg(test)]
 pub mod fake_rpc;
 pub mod node;
+pub mod os;
 pub mod query;
 pub mod redist;
 pub mod tags;
@@ -184,6 +185,7 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::NodeSetParams(o) => Box::new(node::LuNodeSetParams::new(o.clone())),
         OpCode::NodeRemove(o) => Box::new(node::LuNodeRemove::new(o.clone())),
         OpCode::NodePowercycle(o) => Box::new(node::LuNodePowercycle::new(o.clone())),
+        OpCode::OsDiagnose(o) => Box::new(os::LuOsDiagnose::new(o.clone())),
         OpCode::Query(o) => Box::new(query::LuQuery::new(o.clone())),
         OpCode::QueryFields(o) => Box::new(query::LuQueryFields::new(o.clone())),
         OpCode::TagsGet(o) => Box::new(tags::LuTagsGet::new(o.clone())),
@@ -209,6 +211,7 @@ pub const IMPLEMENTED_OP_IDS: &[&str] = &[
     "OP_NODE_SET_PARAMS",
     "OP_NODE_REMOVE",
     "OP_NODE_POWERCYCLE",
+    "OP_OS_DIAGNOSE",
     "OP_QUERY",
     "OP_QUERY_FIELDS",
     "OP_TAGS_GET",
