@@ -13,6 +13,7 @@ pub mod gnt_group;
 pub mod gnt_instance;
 pub mod gnt_job;
 pub mod gnt_node;
+pub mod gnt_os;
 pub mod job;
 pub mod kv;
 pub mod list;
