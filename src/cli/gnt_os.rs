@@ -127,7 +127,8 @@ pub fn main(program: &str, args: &[String]) -> u8 {
     }
 }
 
-const DIAGNOSE_FIELDS: &[&str] = &[
+/// The fields `gnt-os diagnose` asks for.
+pub const DIAGNOSE_FIELDS: &[&str] = &[
     "name",
     "valid",
     "variants",
@@ -136,7 +137,8 @@ const DIAGNOSE_FIELDS: &[&str] = &[
     "blacklisted",
 ];
 
-const INFO_FIELDS: &[&str] = &[
+/// The fields `gnt-os info` asks for.
+pub const INFO_FIELDS: &[&str] = &[
     "name",
     "valid",
     "variants",

@@ -289,6 +289,92 @@ impl LogicalUnit for LuOsDiagnose {
     }
 }
 
+/// Applies `gnt-os modify`'s part of `OP_CLUSTER_SET_PARAMS` to the
+/// cluster (Ganeti's `LUClusterSetParams`): per-OS hypervisor parameters are
+/// merged per hypervisor (a `null` hypervisor entry drops it), OS parameters
+/// are merged with `null` removing a key (an OS left with none is dropped),
+/// and `hidden_os`/`blacklisted_os` add or remove names (re-adding or
+/// removing an absent name changes nothing).
+pub fn apply_cluster_os_changes(
+    c: &mut crate::config::objects::Cluster,
+    op: &crate::opcodes::cluster::OpClusterSetParams,
+) -> Result<(), String> {
+    use crate::config::objects::ParamMap;
+    use crate::opcodes::params::DdmAction;
+    fn to_params(os: &str, what: &str, v: &Value) -> Result<ParamMap, String> {
+        match v {
+            Value::Object(m) => Ok(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            other => Err(format!(
+                "{what} for {os}: expected a dictionary, got {other}"
+            )),
+        }
+    }
+    fn merge_into(base: &mut ParamMap, changes: ParamMap) {
+        for (k, v) in changes {
+            if v.is_null() {
+                base.remove(&k);
+            } else {
+                base.insert(k, v);
+            }
+        }
+    }
+    if let Some(os_hvp) = &op.os_hvp {
+        for (os, hvs) in os_hvp {
+            let entry = c.os_hvp.entry(os.clone()).or_default();
+            for (hv, dict) in hvs {
+                if dict.is_null() {
+                    entry.remove(hv);
+                    continue;
+                }
+                let changes = to_params(os, &format!("os_hvp {hv}"), dict)?;
+                merge_into(entry.entry(hv.clone()).or_default(), changes);
+            }
+            if entry.is_empty() {
+                c.os_hvp.remove(os);
+            }
+        }
+    }
+    for (field, target) in [
+        (&op.osparams, &mut c.osparams),
+        (
+            &op.osparams_private_cluster,
+            &mut c.osparams_private_cluster,
+        ),
+    ] {
+        let Some(per_os) = field else { continue };
+        for (os, dict) in per_os {
+            let changes = to_params(os, "osparams", &Value::Object(dict.clone()))?;
+            let entry = target.entry(os.clone()).or_default();
+            merge_into(entry, changes);
+            if entry.is_empty() {
+                target.remove(os);
+            }
+        }
+    }
+    for (field, list, what) in [
+        (&op.hidden_os, &mut c.hidden_os, "hidden_os"),
+        (&op.blacklisted_os, &mut c.blacklisted_os, "blacklisted_os"),
+    ] {
+        for (action, os) in field.iter().flatten() {
+            match action {
+                DdmAction::Add => {
+                    if !list.contains(os) {
+                        list.push(os.clone());
+                    }
+                }
+                DdmAction::Remove => list.retain(|x| x != os),
+                other => {
+                    return Err(format!(
+                        "{what}: invalid action {} for OS {os}; use add or remove",
+                        serde_json::to_value(other).unwrap_or(Value::Null)
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,5 +515,60 @@ mod tests {
             OpOutcome::Failed(e) => assert!(e.to_string().contains("ghost"), "{e}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn gnt_os_modify_changes_the_cluster() {
+        use crate::opcodes::cluster::OpClusterSetParams;
+        use crate::opcodes::params::DdmAction;
+        let c = TestCluster::new("os-modify", 1, 0);
+        let mut hvp = BTreeMap::new();
+        hvp.insert(
+            "deb+buster".to_string(),
+            json!({"kvm": {"kernel_path": "/vmlinuz"}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let mut osp = BTreeMap::new();
+        osp.insert(
+            "deb+buster".to_string(),
+            json!({"dhcp": "no"}).as_object().unwrap().clone(),
+        );
+        let set = OpClusterSetParams {
+            os_hvp: Some(hvp),
+            osparams: Some(osp),
+            hidden_os: Some(vec![(DdmAction::Add, "deb".into())]),
+            blacklisted_os: Some(vec![(DdmAction::Add, "old".into())]),
+            ..Default::default()
+        };
+        // Twice: the second run changes nothing and still succeeds.
+        for _ in 0..2 {
+            let (out, _) = c.run(set.clone());
+            assert!(matches!(out, OpOutcome::Success(_)), "{out:?}");
+        }
+        let cfg = c.config();
+        assert_eq!(
+            cfg.cluster.os_hvp["deb+buster"]["kvm"]["kernel_path"],
+            json!("/vmlinuz")
+        );
+        assert_eq!(cfg.cluster.osparams["deb+buster"]["dhcp"], json!("no"));
+        assert_eq!(cfg.cluster.hidden_os, vec!["deb".to_string()]);
+        assert_eq!(cfg.cluster.blacklisted_os, vec!["old".to_string()]);
+        // null removes a parameter; an OS left without any is dropped.
+        let mut osp = BTreeMap::new();
+        osp.insert(
+            "deb+buster".to_string(),
+            json!({"dhcp": null}).as_object().unwrap().clone(),
+        );
+        let (out, _) = c.run(OpClusterSetParams {
+            osparams: Some(osp),
+            hidden_os: Some(vec![(DdmAction::Remove, "deb".into())]),
+            ..Default::default()
+        });
+        assert!(matches!(out, OpOutcome::Success(_)), "{out:?}");
+        let cfg = c.config();
+        assert!(!cfg.cluster.osparams.contains_key("deb+buster"));
+        assert!(cfg.cluster.hidden_os.is_empty());
     }
 }
