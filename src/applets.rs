@@ -102,7 +102,7 @@ pub const APPLETS: &[Applet] = &[
         name: "gnt-os",
         kind: Kind::Admin,
         summary: "OS definitions",
-        entry: Err("OS definitions (issue 5)"),
+        entry: Ok(crate::cli::gnt_os::main),
     },
     Applet {
         name: "gnt-backup",

@@ -14,6 +14,7 @@ pub mod gnt_group;
 pub mod gnt_instance;
 pub mod gnt_job;
 pub mod gnt_node;
+pub mod gnt_os;
 pub mod instance_create;
 pub mod instance_info;
 pub mod instance_select;

@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod fake_rpc;
 pub mod instance;
 pub mod node;
+pub mod os;
 pub mod query;
 pub mod redist;
 pub mod tags;
@@ -220,6 +221,7 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::InstanceQueryData(o) => {
             Box::new(instance::info::LuInstanceQueryData::new(o.clone()))
         }
+        OpCode::OsDiagnose(o) => Box::new(os::LuOsDiagnose::new(o.clone())),
         OpCode::Query(o) => Box::new(query::LuQuery::new(o.clone())),
         OpCode::QueryFields(o) => Box::new(query::LuQueryFields::new(o.clone())),
         OpCode::TagsGet(o) => Box::new(tags::LuTagsGet::new(o.clone())),
@@ -255,6 +257,7 @@ pub const IMPLEMENTED_OP_IDS: &[&str] = &[
     "OP_INSTANCE_DEACTIVATE_DISKS",
     "OP_INSTANCE_GROW_DISK",
     "OP_INSTANCE_QUERY_DATA",
+    "OP_OS_DIAGNOSE",
     "OP_QUERY",
     "OP_QUERY_FIELDS",
     "OP_TAGS_GET",

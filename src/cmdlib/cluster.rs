@@ -326,19 +326,11 @@ impl LuClusterSetParams {
         check(o.hv_state.is_some(), "hv_state");
         check(o.disk_state.is_some(), "disk_state");
         check(o.vg_name.is_some(), "vg_name");
-        check(o.os_hvp.is_some(), "os_hvp");
-        check(o.osparams.is_some(), "osparams");
-        check(
-            o.osparams_private_cluster.is_some(),
-            "osparams_private_cluster",
-        );
         check(o.diskparams.is_some(), "diskparams");
         check(o.ipolicy.is_some(), "ipolicy");
         check(o.drbd_helper.is_some(), "drbd_helper");
         check(o.master_netdev.is_some(), "master_netdev");
         check(o.master_netmask.is_some(), "master_netmask");
-        check(o.hidden_os.is_some(), "hidden_os");
-        check(o.blacklisted_os.is_some(), "blacklisted_os");
         check(o.enabled_disk_templates.is_some(), "enabled_disk_templates");
         check(o.file_storage_dir.is_some(), "file_storage_dir");
         check(
@@ -564,6 +556,8 @@ impl LogicalUnit for LuClusterSetParams {
             if let Some(v) = op.enabled_user_shutdown {
                 c.enabled_user_shutdown = v;
             }
+            super::os::apply_cluster_os_changes(c, &op)
+                .map_err(|reason| ConfigError::Update { reason })?;
             Ok(())
         });
         result?;

@@ -455,7 +455,10 @@ fn disks_grow_console_and_query_data() {
     assert_eq!(grows[0].1["backing_only"], true);
     assert_eq!(grows[1].1["amount_mib"], 1024);
     assert_eq!(
-        (grows[1].1["dry_run"].clone(), grows[1].1["backing_only"].clone()),
+        (
+            grows[1].1["dry_run"].clone(),
+            grows[1].1["backing_only"].clone()
+        ),
         (Value::Bool(false), Value::Bool(true))
     );
     assert_eq!(grows[2].1["backing_only"], false);

@@ -1,0 +1,18 @@
+# Shared by the scripts of the "image" test OS definition of ganeti-rs.
+# Ganeti runs them with a clean environment and PATH=/sbin:/bin:/usr/sbin:/usr/bin.
+
+# Magic written at the start of the disk when mkfs.ext4 is not installed, so
+# a test can still recognise that create ran.
+HEADER_MAGIC="GANETI-RS-TEST-IMAGE"
+
+die() {
+  echo "$*" >&2
+  exit 1
+}
+
+check_size() {
+  case "$1" in
+    "") ;;
+    *[!0-9]*|0) die "invalid value '$1' for the size parameter: want a positive number of MiB" ;;
+  esac
+}
