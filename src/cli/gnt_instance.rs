@@ -935,13 +935,13 @@ struct MoveArgs {
 pub fn main(program: &str, args: &[String]) -> u8 {
     let sub = args.first().map(String::as_str).unwrap_or_default();
     if LISTING_COMMANDS.contains(&sub) || !BUILT_COMMANDS.contains(&sub) {
-        if let Some(code) = refuse_unbuilt(
-            program,
-            args,
-            BUILT_COMMANDS,
-            GANETI_COMMANDS,
-            "a later issue",
-        ) {
+        let built: Vec<&str> = BUILT_COMMANDS
+            .iter()
+            .chain(LISTING_COMMANDS)
+            .copied()
+            .collect();
+        if let Some(code) = refuse_unbuilt(program, args, &built, GANETI_COMMANDS, "a later issue")
+        {
             return code;
         }
         return listing_program(

@@ -16,3 +16,11 @@ check_size() {
     *[!0-9]*|0) die "invalid value '$1' for the size parameter: want a positive number of MiB" ;;
   esac
 }
+
+# Refuses a size parameter larger than the disk at $1 (MiB in $2).
+check_fits() {
+  [ -n "$2" ] || return 0
+  have=$(( $(wc -c < "$1") / 1048576 ))
+  [ "$have" -eq 0 ] || [ "$2" -le "$have" ] ||
+    die "size parameter $2 MiB is larger than disk 0 ($have MiB)"
+}
