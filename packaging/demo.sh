@@ -32,9 +32,18 @@ for i in 1 2 3; do
     "$ROOT" > "$ROOT/etc/ganeti/scripts/master-ip-setup"
   chmod 755 "$ROOT/etc/ganeti/scripts/master-ip-setup"
 done
-ROOT=$BASE/node1
-printf '%s\n' "$ROOT/srv/ganeti/file-storage" "$ROOT/srv/ganeti/shared-file-storage" \
-  > "$ROOT/etc/ganeti/file-storage-paths"
+# Every node allows file storage under its root and has the OS
+# definitions: the checkout's test OS "image" (writes an ext4 file system
+# onto disk 0) and Debian's ganeti-os-noop when installed.
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+for i in 1 2 3; do
+  ROOT=$BASE/node$i
+  printf '%s\n' "$ROOT/srv/ganeti/file-storage" "$ROOT/srv/ganeti/shared-file-storage" \
+    > "$ROOT/etc/ganeti/file-storage-paths"
+  mkdir -p "$ROOT/srv/ganeti/os"
+  ln -s "$HERE/tests/os/image" "$ROOT/srv/ganeti/os/image"
+  [ -d /usr/share/ganeti/os/noop ] && ln -s /usr/share/ganeti/os/noop "$ROOT/srv/ganeti/os/noop"
+done
 
 on() { node=$1; shift; GANETI_ROOTDIR=$BASE/$node GANETI_HOSTNAME=$node "$@"; }
 
@@ -52,7 +61,17 @@ for n in node2 node3; do
   on node1 gnt-node add $n
 done
 echo
+echo "== gnt-instance add: a file-disk instance on node2 (fake hypervisor, image OS)"
+on node1 gnt-instance add -t file --disk 0:size=64M -o image+default -O size=32 -H fake \
+  -B maxmem=256M --no-name-check --no-ip-check -n node2 web1
+if [ -d /usr/share/ganeti/os/noop ]; then
+  echo "== gnt-instance add: a diskless instance on node3 (noop OS)"
+  on node1 gnt-instance add -t diskless -o noop -H fake -B maxmem=128M \
+    --no-name-check --no-ip-check -n node3 cache1
+fi
+echo
 echo "== gnt-node list"; on node1 gnt-node list
+echo "== gnt-instance list"; on node1 gnt-instance list
 echo "== gnt-cluster verify"; on node1 gnt-cluster verify
 cat <<MSG
 
@@ -64,6 +83,8 @@ The demo cluster (3 nodes) is running. In your shell, as node1 (the master):
   gnt-node modify --drained=yes node3; gnt-node list -o name,role,drained
   gnt-cluster verify; gnt-cluster redist-conf
   gnt-node powercycle --yes node3  # recorded in $BASE/node3/powercycle.log
+  gnt-instance info web1; gnt-instance shutdown web1; gnt-instance startup web1
+  gnt-instance grow-disk web1 0 64M; gnt-os list
   gnt-debug delay -r 3 0.5         # a job; its log lines stream as it runs
   gnt-job list; gnt-job info 1
   ls $BASE/node2/var/lib/ganeti    # server.pem, hmac.key, ssconf_*, config.data (candidate)
@@ -76,6 +97,7 @@ Master failover: run it on node2, then ask anyone who the master is:
 
 To tear it down (from the master):
 
+  gnt-instance remove -f web1; gnt-instance remove -f cache1
   gnt-node remove node3; gnt-node remove node2
   gnt-cluster destroy --yes-do-it && rm -rf $BASE
 MSG

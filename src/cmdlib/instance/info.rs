@@ -141,15 +141,17 @@ impl LuInstanceQueryData {
             .map(|n| {
                 let s = spec::nic_spec(cfg, n);
                 json!([
+                    // Ganeti's NICToTuple order: name, uuid, ip, mac, …
                     s.name,
                     s.uuid,
-                    s.mac,
                     s.ip,
+                    s.mac,
                     s.mode,
                     s.link,
                     s.vlan,
                     n.network.as_ref().map(|u| u.to_string()),
-                    s.network
+                    // Ganeti sends the network object; its name is what is shown.
+                    s.network.as_ref().map(|name| json!({ "name": name }))
                 ])
             })
             .collect();

@@ -557,4 +557,12 @@ fn disks_grow_console_and_query_data() {
     assert_eq!(i["disks"][1]["pstatus"], Value::Null);
     assert_eq!(i["be_actual"]["maxmem"], 256);
     assert_eq!(i["nics"][0][4], "bridged");
+    // Ganeti's order: name, uuid, ip, mac.
+    assert!(
+        i["nics"][0][3]
+            .as_str()
+            .is_some_and(|m| m.starts_with("aa:00:00:")),
+        "{}",
+        i["nics"][0]
+    );
 }
