@@ -273,10 +273,10 @@ pub trait Hypervisor: Send + Sync {
 pub fn get(name: &str, paths: &Paths) -> Result<Box<dyn Hypervisor>, HvError> {
     match name {
         fake::NAME => Ok(Box::new(fake::FakeHypervisor::new(paths))),
-        kvm::NAME => Err(HvError::Unsupported {
-            hypervisor: kvm::NAME,
-            operation: "anything yet".into(),
-        }),
+        kvm::NAME => Ok(Box::new(kvm::KvmHypervisor::new(
+            paths,
+            std::sync::Arc::new(crate::sys::cmd::RealRunner),
+        ))),
         other => Err(HvError::UnknownHypervisor {
             name: other.to_string(),
         }),
