@@ -125,18 +125,10 @@ fn node_hv_info(paths: &Paths, a: HypervisorsArgs) -> Result<Vec<NodeHvInfo>, Hv
         .collect()
 }
 
-/// `instance_console`'s arguments (the contract names no struct for them):
-/// `{"instance": InstanceSpec}`, or the bare `InstanceSpec`.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum ConsoleArgs {
-    Wrapped { instance: proto::InstanceSpec },
-    Bare(proto::InstanceSpec),
-}
-
-fn console(paths: &Paths, a: ConsoleArgs) -> Result<proto::ConsoleInfo, HvError> {
-    let (ConsoleArgs::Wrapped { instance } | ConsoleArgs::Bare(instance)) = a;
-    hv::get(&instance.hypervisor, paths)?.console(&instance, &paths.hostname())
+/// The console of the instance, reached through the primary node's name
+/// as the master knows it.
+fn console(paths: &Paths, a: proto::InstanceConsoleArgs) -> Result<proto::ConsoleInfo, HvError> {
+    hv::get(&a.instance.hypervisor, paths)?.console(&a.instance, &a.node_name)
 }
 
 fn balloon(paths: &Paths, a: BalloonArgs) -> Result<(), HvError> {
@@ -301,17 +293,18 @@ mod tests {
         let c = call(
             &p,
             proto::INSTANCE_CONSOLE,
-            json!({"instance": instance("c1", "fake", 1)}),
+            json!({"instance": instance("c1", "fake", 1), "node_name": "n1",
+                   "node_address": "127.0.0.1"}),
         )
         .unwrap();
         assert_eq!(c["kind"], "msg");
-        let bare = call(
+        let missing = call(
             &p,
             proto::INSTANCE_CONSOLE,
-            json!(instance("c1", "fake", 1)),
+            json!({"instance": instance("c1", "fake", 1)}),
         )
-        .unwrap();
-        assert_eq!(bare, c);
+        .unwrap_err();
+        assert!(missing.contains("node_name"), "{missing}");
         call(&p, proto::INSTANCE_START, start_args("c1", 256)).unwrap();
         call(
             &p,
