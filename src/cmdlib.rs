@@ -218,6 +218,12 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::InstanceGrowDisk(o) => {
             Box::new(instance::disks::LuInstanceGrowDisk::new(o.clone()))
         }
+        OpCode::InstanceFailover(o) => {
+            Box::new(instance::migrate::LuInstanceFailover::new(o.clone()))
+        }
+        OpCode::InstanceMigrate(o) => {
+            Box::new(instance::migrate::LuInstanceMigrate::new(o.clone()))
+        }
         OpCode::InstanceQueryData(o) => {
             Box::new(instance::info::LuInstanceQueryData::new(o.clone()))
         }
