@@ -2,7 +2,8 @@
 //! failover, live and non-live migration and cleanup of a `sharedfile`
 //! instance (node2's shared-file directory is node1's, as a cluster file
 //! system would make it), a diskless migration, and a migration to a dead
-//! node that must fail without touching the config.
+//! node that must fail without touching the config; and a stopped instance
+//! modified, reinstalled and renamed.
 
 use crate::harness::TestCluster;
 use std::path::PathBuf;
@@ -205,4 +206,66 @@ fn diskless_migration_survives_a_dead_target_and_reruns() {
     .ok();
     assert_eq!(primary(&c, "d1"), "node2");
     assert!(runs_on(&c, "node2", "d1") && !runs_on(&c, "node1", "d1"));
+}
+
+#[test]
+fn stopped_instance_is_modified_reinstalled_and_renamed() {
+    let c = cluster();
+    add(
+        &c,
+        &["-t", "sharedfile", "--disk", "0:size=16M"],
+        "image+default",
+        "vm3",
+    );
+    // Running: reinstall and rename are refused.
+    let r = c
+        .run("node1", "gnt-instance", &["reinstall", "-f", "vm3"])
+        .failed();
+    assert!(
+        r.stderr.contains("is marked to be up, cannot reinstall"),
+        "{r:?}"
+    );
+    c.run("node1", "gnt-instance", &["shutdown", "vm3"]).ok();
+
+    let m = c
+        .run(
+            "node1",
+            "gnt-instance",
+            &["modify", "-B", "maxmem=256M", "vm3"],
+        )
+        .ok();
+    assert!(m.stdout.contains("be/maxmem"), "{m:?}");
+    let be = c
+        .run(
+            "node1",
+            "gnt-instance",
+            &["list", "--no-headers", "-o", "be/maxmem", "vm3"],
+        )
+        .ok();
+    assert_eq!(be.stdout.trim(), "256M", "{be:?}");
+    let r = c
+        .run("node1", "gnt-instance", &["modify", "--net", "add", "vm3"])
+        .failed();
+    assert!(r.stderr.contains("not supported yet"), "{r:?}");
+
+    c.run("node1", "gnt-instance", &["reinstall", "-f", "vm3"])
+        .ok();
+
+    let r = c
+        .run(
+            "node1",
+            "gnt-instance",
+            &[
+                "rename",
+                "-f",
+                "--no-name-check",
+                "--no-ip-check",
+                "vm3",
+                "vm4",
+            ],
+        )
+        .ok();
+    assert!(r.stdout.contains("renamed to 'vm4'"), "{r:?}");
+    c.run("node1", "gnt-instance", &["startup", "vm4"]).ok();
+    assert!(runs_on(&c, "node1", "vm4") && !runs_on(&c, "node1", "vm3"));
 }
