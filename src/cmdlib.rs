@@ -218,6 +218,20 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::InstanceGrowDisk(o) => {
             Box::new(instance::disks::LuInstanceGrowDisk::new(o.clone()))
         }
+        OpCode::InstanceFailover(o) => {
+            Box::new(instance::migrate::LuInstanceFailover::new(o.clone()))
+        }
+        OpCode::InstanceMigrate(o) => {
+            Box::new(instance::migrate::LuInstanceMigrate::new(o.clone()))
+        }
+        OpCode::InstanceRename(o) => Box::new(instance::modify::LuInstanceRename::new(o.clone())),
+        OpCode::InstanceReinstall(o) => {
+            Box::new(instance::modify::LuInstanceReinstall::new(o.clone()))
+        }
+        OpCode::InstanceSetParams(o) => {
+            Box::new(instance::modify::LuInstanceSetParams::new(o.clone()))
+        }
+        OpCode::InstanceMove(o) => Box::new(instance::modify::LuInstanceMove::new(o.clone())),
         OpCode::InstanceQueryData(o) => {
             Box::new(instance::info::LuInstanceQueryData::new(o.clone()))
         }

@@ -8,6 +8,8 @@
 //! - [`lifecycle`]: remove, startup, shutdown, reboot, console;
 //! - [`disks`]: activate, deactivate and grow disks;
 //! - [`info`]: `OP_INSTANCE_QUERY_DATA` (`gnt-instance info`);
+//! - [`migrate`]: failover and migration (shared-storage templates);
+//! - [`modify`]: rename, reinstall, parameter changes; move (refused);
 //!
 //! Run by masterd's job workers. Like every LU these never touch a
 //! hypervisor, block device or OS script: each step is a node RPC
@@ -20,6 +22,8 @@ pub mod create;
 pub mod disks;
 pub mod info;
 pub mod lifecycle;
+pub mod migrate;
+pub mod modify;
 pub mod spec;
 
 use super::{LockNeed, LuContext, LuError};

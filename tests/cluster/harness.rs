@@ -312,7 +312,6 @@ impl TestCluster {
 
     /// Makes `node`'s shared-file storage directory the same directory as
     /// node1's, as a cluster file system would.
-    #[allow(dead_code)] // until the failover/migration scenarios land
     pub fn share_storage(&self, node: &str) {
         let master = self.path("node1", "/srv/ganeti/shared-file-storage");
         std::fs::create_dir_all(&master).unwrap();
