@@ -22,6 +22,7 @@ pub mod cluster;
 #[cfg(test)]
 pub mod fake_rpc;
 pub mod instance;
+pub mod live;
 pub mod node;
 pub mod os;
 pub mod query;

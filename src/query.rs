@@ -21,6 +21,7 @@ pub mod filter;
 pub mod groups;
 pub mod instances;
 pub mod jobs;
+pub mod live;
 pub mod nodes;
 
 use serde::ser::SerializeSeq;
@@ -276,9 +277,21 @@ pub fn query(
     filter: Option<&Value>,
     config: &ConfigData,
 ) -> Result<QueryResponse, QueryError> {
+    query_live(resource, fields, filter, config, None)
+}
+
+/// [`query`] with data gathered from the nodes for the live fields
+/// (`None`: every live field answers "no data").
+pub fn query_live(
+    resource: Resource,
+    fields: &[String],
+    filter: Option<&Value>,
+    config: &ConfigData,
+    live: Option<&live::LiveData>,
+) -> Result<QueryResponse, QueryError> {
     match resource {
-        Resource::Node => nodes::query(config, fields, filter),
-        Resource::Instance => instances::query(config, fields, filter),
+        Resource::Node => nodes::query(config, fields, filter, live),
+        Resource::Instance => instances::query(config, fields, filter, live),
         Resource::Group => groups::query(config, fields, filter),
         Resource::Cluster => cluster::query(config, fields, filter),
         Resource::Job => Err(QueryError::JobsNeedQueue),

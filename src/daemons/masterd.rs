@@ -69,7 +69,7 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     let executor = Arc::new(LuExecutor::new(Processor::new(
         Arc::clone(&store),
         Arc::clone(&locks),
-        rpc,
+        Arc::clone(&rpc),
     )));
     let options = QueueOptions {
         max_running_jobs: usize::try_from(snapshot.cluster.max_running_jobs.max(1)).unwrap_or(1),
@@ -81,6 +81,7 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     log::info!("job queue opened: {report:?}");
     let handler = Arc::new(MasterHandler {
         store,
+        rpc,
         paths: paths.clone(),
         queue: Arc::new(queue),
         locks,
@@ -159,6 +160,7 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
 /// through the job queue.
 struct MasterHandler {
     store: Arc<ConfigStore>,
+    rpc: Arc<dyn crate::rpc::NodeRpc>,
     paths: crate::paths::Paths,
     queue: Arc<JobQueue>,
     locks: Arc<LockManager>,
@@ -172,7 +174,10 @@ impl Handler for MasterHandler {
             Method::QueryConfigValues => query_config_values(&config, &self.paths, &args)
                 .map_err(|e| LuxiFailure { class: "OpPrereqError".into(), args: lu_error_args(&e) }),
             Method::QueryTags => query_tags(&config, &args),
-            Method::Query => self.run_query(&config, &args),
+            Method::Query => {
+                let live = self.gather_live(&config, &args).await;
+                self.run_query(&config, &args, live.as_ref())
+            }
             Method::QueryFields => query_fields(&args),
             Method::SubmitJob => self.submit(&args, DrainUse::Respect),
             Method::SubmitJobToDrainedQueue => self.submit(&args, DrainUse::Ignore),
@@ -393,7 +398,40 @@ fn job_row(job: &QueuedJob) -> JobRow {
 impl MasterHandler {
     /// LUXI `Query(what, fields, filter)`: Query2 over the config snapshot,
     /// or over the job queue for `job`.
-    fn run_query(&self, config: &ConfigData, args: &Value) -> Result<Value, LuxiFailure> {
+    /// Live data for a node or instance query asking for live fields,
+    /// gathered off the LUXI executor so a slow node never stalls other
+    /// clients; `None` when no live field is asked for.
+    async fn gather_live(
+        &self,
+        config: &Arc<ConfigData>,
+        args: &Value,
+    ) -> Option<crate::query::live::LiveData> {
+        use crate::query::live::{wanted, INSTANCE_LIVE_FIELDS, NODE_LIVE_FIELDS};
+        let resource = resource_arg(args).ok()?;
+        let fields = string_list(args.get(1), "the field list").ok()??;
+        let instances =
+            resource == crate::query::Resource::Instance && wanted(&fields, INSTANCE_LIVE_FIELDS);
+        let resources =
+            resource == crate::query::Resource::Node && wanted(&fields, NODE_LIVE_FIELDS);
+        if !instances && !resources {
+            return None;
+        }
+        let rpc = Arc::clone(&self.rpc);
+        let config = Arc::clone(config);
+        Some(
+            smol::unblock(move || {
+                crate::cmdlib::live::gather(rpc.as_ref(), &config, instances, resources)
+            })
+            .await,
+        )
+    }
+
+    fn run_query(
+        &self,
+        config: &ConfigData,
+        args: &Value,
+        live: Option<&crate::query::live::LiveData>,
+    ) -> Result<Value, LuxiFailure> {
         if args.get(0).and_then(Value::as_str) == Some("lock") {
             let fields = string_list(args.get(1), "the field list")?.unwrap_or_default();
             return Ok(lock_query(&self.locks, &fields));
@@ -405,7 +443,7 @@ impl MasterHandler {
             let rows: Vec<JobRow> = self.queue.snapshots().iter().map(|j| job_row(j)).collect();
             crate::query::jobs::query_jobs(&rows, &fields, filter)
         } else {
-            crate::query::query(resource, &fields, filter, config)
+            crate::query::query_live(resource, &fields, filter, config, live)
         }
         .map_err(|e| LuxiFailure::prereq(crate::error::chain(&e), e.kind()))?;
         let mut v = serde_json::to_value(response)

@@ -36,6 +36,8 @@ pub struct InstanceRow<'a> {
     pub instance: &'a Instance,
     /// Its disks, in order (missing references are left out).
     pub disks: Vec<&'a Disk>,
+    /// What the nodes reported, when the query asked for live fields.
+    pub live: Option<&'a super::live::LiveData>,
     hv: OnceCell<ParamMap>,
     be: OnceCell<ParamMap>,
     nics: OnceCell<Vec<ParamMap>>,
@@ -52,6 +54,7 @@ impl<'a> InstanceRow<'a> {
                 .iter()
                 .filter_map(|u| config.disks.get(u))
                 .collect(),
+            live: None,
             hv: OnceCell::new(),
             be: OnceCell::new(),
             nics: OnceCell::new(),
@@ -329,21 +332,24 @@ fn build() -> Table<InstanceGetter> {
         "Running",
         Bool,
         "Whether the instance is actually running",
-        |_| ResultCell::abnormal(ResultStatus::NoData),
+        |r| match live_of(r) {
+            Live::Known(found) => ResultCell::normal(found.is_some()),
+            Live::Unknown => ResultCell::abnormal(ResultStatus::NoData),
+        },
     ));
     f.push(simple(
         "oper_ram",
         "Memory",
         Unit,
         "Memory in use, as the hypervisor reports it",
-        live_instance_value,
+        |r| live_instance_value(r, |i| ResultCell::normal(i.memory_mib)),
     ));
     f.push(simple(
         "oper_vcpus",
         "VCPUs",
         Number,
         "VCPUs in use, as the hypervisor reports it",
-        live_instance_value,
+        |r| live_instance_value(r, |i| ResultCell::normal(i.vcpus)),
     ));
     f.push(simple(
         "status",
@@ -358,9 +364,12 @@ fn build() -> Table<InstanceGetter> {
                 .get(&r.instance.primary_node)
                 .is_some_and(|n| n.offline);
             if offline {
-                ResultCell::normal("ERROR_nodeoffline")
-            } else {
-                ResultCell::abnormal(ResultStatus::NoData)
+                return ResultCell::normal("ERROR_nodeoffline");
+            }
+            match live_of(r) {
+                Live::Unknown if r.live.is_some() => ResultCell::normal("ERROR_nodedown"),
+                Live::Unknown => ResultCell::abnormal(ResultStatus::NoData),
+                Live::Known(found) => ResultCell::normal(status(r, found)),
             }
         },
     ));
@@ -402,10 +411,65 @@ fn build() -> Table<InstanceGetter> {
     Table::new(f)
 }
 
-fn live_instance_value(_: &InstanceRow<'_>) -> ResultCell {
-    // Ganeti answers "no data" for offline and unreachable nodes alike; we
-    // have no node data at all yet.
-    ResultCell::abnormal(ResultStatus::NoData)
+/// What the nodes said about a row's instance.
+enum Live<'a> {
+    /// No data: not gathered, or the primary is offline or did not answer.
+    Unknown,
+    /// The primary answered; where the instance runs, if anywhere.
+    Known(Option<(&'a str, &'a super::live::LiveInstance)>),
+}
+
+fn live_of<'a>(r: &InstanceRow<'a>) -> Live<'a> {
+    let Some(live) = r.live else {
+        return Live::Unknown;
+    };
+    let primary = r.instance.primary_node.as_str();
+    let offline = r
+        .config
+        .nodes
+        .get(&r.instance.primary_node)
+        .is_some_and(|n| n.offline);
+    if offline || !live.nodes.contains_key(primary) {
+        return Live::Unknown;
+    }
+    Live::Known(live.find_instance(r.instance.name.as_str()))
+}
+
+/// Ganeti's instance status from the admin state and where it runs.
+fn status(r: &InstanceRow<'_>, found: Option<(&str, &super::live::LiveInstance)>) -> &'static str {
+    use crate::config::objects::AdminState;
+    let up = r.instance.admin_state == AdminState::Up;
+    match found {
+        Some((node, _)) if node != r.instance.primary_node.as_str() => "ERROR_wrongnode",
+        Some((_, i)) if i.state == "shutdown" || i.state == "crashed" => {
+            if up {
+                "ERROR_down"
+            } else {
+                "ADMIN_down"
+            }
+        }
+        Some(_) if up => "running",
+        Some(_) => "ERROR_up",
+        None => match r.instance.admin_state {
+            AdminState::Up => "ERROR_down",
+            AdminState::Down if r.instance.admin_state_source == "user" => "USER_down",
+            AdminState::Down => "ADMIN_down",
+            AdminState::Offline => "ADMIN_offline",
+        },
+    }
+}
+
+/// A live value of a running instance; "unavailable" when it is not
+/// running, "no data" when its node did not answer (Ganeti's rules).
+fn live_instance_value(
+    r: &InstanceRow<'_>,
+    get: impl Fn(&super::live::LiveInstance) -> ResultCell,
+) -> ResultCell {
+    match live_of(r) {
+        Live::Unknown => ResultCell::abnormal(ResultStatus::NoData),
+        Live::Known(Some((node, i))) if node == r.instance.primary_node.as_str() => get(i),
+        Live::Known(_) => ResultCell::abnormal(ResultStatus::Unavail),
+    }
 }
 
 fn nic_fields(f: &mut Vec<F>) {
@@ -938,13 +1002,15 @@ pub fn query(
     config: &ConfigData,
     selected: &[String],
     filter: Option<&Value>,
+    live: Option<&super::live::LiveData>,
 ) -> Result<QueryResponse, QueryError> {
     super::run(
         table(),
-        config
-            .instances
-            .values()
-            .map(|i| InstanceRow::new(config, i)),
+        config.instances.values().map(|i| {
+            let mut row = InstanceRow::new(config, i);
+            row.live = live;
+            row
+        }),
         selected,
         filter,
         |r| r.instance.name.to_string(),

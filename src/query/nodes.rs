@@ -25,6 +25,8 @@ pub struct NodeContext<'a> {
     pub primaries: HashMap<&'a Uuid, Vec<&'a str>>,
     /// Names of instances that have the key as a secondary node.
     pub secondaries: HashMap<&'a Uuid, Vec<&'a str>>,
+    /// What the nodes reported, when the query asked for live fields.
+    pub live: Option<&'a super::live::LiveData>,
 }
 
 impl<'a> NodeContext<'a> {
@@ -45,6 +47,7 @@ impl<'a> NodeContext<'a> {
             config,
             primaries,
             secondaries,
+            live: None,
         }
     }
 }
@@ -320,8 +323,9 @@ fn build() -> Table<NodeGetter> {
         ("mnode", "MNode", Unit, "Memory used by the node itself"),
         ("mtotal", "MTotal", Unit, "Total physical memory"),
     ] {
-        f.push(simple(name, title, kind, doc, |_, n| {
-            fields::live_node_value(n.offline, n.vm_capable)
+        let resource = name;
+        f.push(simple(name, title, kind, doc, move |ctx, n| {
+            live_resource(ctx, n, resource)
         }));
     }
     f.push(simple(
@@ -345,13 +349,37 @@ fn instance_list(names: Option<&Vec<&str>>) -> Value {
     fields::sorted_names(names.map_or_else(Vec::new, |v| v.iter().map(|s| s.to_string()).collect()))
 }
 
+/// A live node field: the hypervisor's report when the node answered;
+/// otherwise, and for storage (no storage report yet), Ganeti's abnormal
+/// statuses (offline, unavailable for non-vm_capable nodes, no data).
+fn live_resource(ctx: &NodeContext<'_>, n: &Node, field: &str) -> ResultCell {
+    let report = ctx
+        .live
+        .and_then(|l| l.nodes.get(n.uuid.as_str()))
+        .and_then(|l| l.resources.as_ref());
+    let Some(r) = report.filter(|_| !n.offline && n.vm_capable) else {
+        return fields::live_node_value(n.offline, n.vm_capable);
+    };
+    match field {
+        "mtotal" => ResultCell::normal(r.memory_total_mib),
+        "mfree" => ResultCell::normal(r.memory_free_mib),
+        "mnode" => ResultCell::normal(r.memory_dom0_mib),
+        "ctotal" => ResultCell::normal(r.cpu_total),
+        "cnodes" => ResultCell::normal(r.cpu_nodes),
+        "csockets" => ResultCell::normal(r.cpu_sockets),
+        _ => fields::live_node_value(n.offline, n.vm_capable),
+    }
+}
+
 /// Queries nodes; see [`super::query`].
 pub fn query(
     config: &ConfigData,
     selected: &[String],
     filter: Option<&Value>,
+    live: Option<&super::live::LiveData>,
 ) -> Result<QueryResponse, QueryError> {
-    let ctx = NodeContext::new(config);
+    let mut ctx = NodeContext::new(config);
+    ctx.live = live;
     super::run(
         table(),
         config.nodes.values(),

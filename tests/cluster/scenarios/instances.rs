@@ -79,6 +79,44 @@ fn diskless_instance_life_cycle_on_the_fake_hypervisor() {
         fake_state(&c, "node2", "web1").is_some(),
         "running on node2"
     );
+    let status = |c: &TestCluster| {
+        c.run(
+            "node1",
+            "gnt-instance",
+            &[
+                "list",
+                "--no-headers",
+                "--separator=|",
+                "-o",
+                "name,status,oper_state,oper_ram",
+            ],
+        )
+        .ok()
+        .stdout
+    };
+    assert_eq!(status(&c), "web1|running|Y|128\n");
+    let nodes = c
+        .run(
+            "node1",
+            "gnt-node",
+            &[
+                "list",
+                "--no-headers",
+                "--separator=|",
+                "-o",
+                "name,mtotal,mfree",
+            ],
+        )
+        .ok()
+        .stdout;
+    for line in nodes.lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let total: f64 = f[1]
+            .trim_end_matches(['M', 'G', 'T'])
+            .parse()
+            .unwrap_or_else(|_| panic!("{nodes}"));
+        assert!(total > 0.0, "{nodes}");
+    }
 
     let info = c
         .run("node1", "gnt-instance", &["info", "web1"])
@@ -93,6 +131,11 @@ fn diskless_instance_life_cycle_on_the_fake_hypervisor() {
 
     c.run("node1", "gnt-instance", &["shutdown", "web1"]).ok();
     assert!(fake_state(&c, "node2", "web1").is_none(), "stopped");
+    assert_eq!(status(&c), "web1|ADMIN_down|N|-\n");
+    // noded of the primary down: Ganeti's ERROR_nodedown, no data.
+    c.kill_daemon("node2", "ganeti-noded");
+    assert_eq!(status(&c), "web1|ERROR_nodedown|?|?\n");
+    c.start_noded("node2");
     c.run("node1", "gnt-instance", &["startup", "web1"]).ok();
     assert!(fake_state(&c, "node2", "web1").is_some(), "started again");
     c.run("node1", "gnt-instance", &["reboot", "web1"]).ok();
