@@ -55,7 +55,7 @@ pub mod os;
 pub mod paths;
 // Node RPC: mutual-TLS HTTPS between master and noded; procedures, client fan-out, server.
 pub mod rpc;
-// Query2: field definitions, the filter language and the query engine over the config.
+// Query2: field definitions, the filter language and the query engine over the config and live node data.
 pub mod query;
 // `ssconf_*` files: small per-node files written from the master, read everywhere.
 pub mod ssconf;
