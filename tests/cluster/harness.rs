@@ -343,6 +343,13 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for node in &self.nodes {
+            // QEMU processes of kvm instances a failed test left behind.
+            let pids = self.path(node, "/var/run/ganeti/kvm-hypervisor/pid");
+            for entry in std::fs::read_dir(pids).into_iter().flatten().flatten() {
+                if let Ok(pid) = std::fs::read_to_string(entry.path()) {
+                    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+                }
+            }
             let _ = self.run(node, "ganeti", &["daemon-util", "stop-all"]);
             for daemon in [
                 "ganeti-masterd",

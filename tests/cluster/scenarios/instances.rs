@@ -340,3 +340,80 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     .ok();
     assert_eq!(instance_names(&c), ["late1"]);
 }
+
+#[test]
+fn kvm_instance_under_tcg_starts_and_live_migrates() {
+    if std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("qemu-system-x86_64 not installed; skipping the kvm scenario");
+        return;
+    }
+    let Some(_) = TestCluster::noop_os() else {
+        eprintln!("ganeti-os-noop not installed; skipping the kvm scenario");
+        return;
+    };
+    let c = cluster();
+    // A BIOS-only VM: no kernel, no disk, no NIC; TCG (no /dev/kvm needed).
+    c.run(
+        "node1",
+        "gnt-instance",
+        &[
+            "add",
+            "-t",
+            "diskless",
+            "-o",
+            "noop",
+            "-H",
+            "kvm:kernel_path=,kvm_flag=disabled",
+            "--no-nics",
+            "-B",
+            "maxmem=128M",
+            "--no-name-check",
+            "--no-ip-check",
+            "-n",
+            "node1",
+            "vm1",
+        ],
+    )
+    .ok();
+    let list = |c: &TestCluster| {
+        c.run(
+            "node1",
+            "gnt-instance",
+            &[
+                "list",
+                "--no-headers",
+                "--separator=|",
+                "-o",
+                "name,pnode,status",
+            ],
+        )
+        .ok()
+        .stdout
+    };
+    assert_eq!(list(&c), "vm1|node1|running\n");
+    let qmp = |node: &str| c.path(node, "/var/run/ganeti/kvm-hypervisor/ctrl/vm1.qmp");
+    assert!(qmp("node1").exists(), "QMP socket on node1");
+    c.run(
+        "node1",
+        "gnt-instance",
+        &["migrate", "-f", "-n", "node2", "vm1"],
+    )
+    .ok();
+    assert_eq!(list(&c), "vm1|node2|running\n");
+    c.run(
+        "node1",
+        "gnt-instance",
+        &["remove", "-f", "--shutdown-timeout", "1", "vm1"],
+    )
+    .ok();
+    assert!(instance_names(&c).is_empty());
+    let pid_file = c.path("node2", "/var/run/ganeti/kvm-hypervisor/pid/vm1");
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
+        assert!(!alive, "QEMU stopped on remove");
+    }
+}
