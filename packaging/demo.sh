@@ -15,6 +15,9 @@ for prog in $("$BIN" --list --names | cut -d' ' -f1); do
   ln -s "$BIN" "$BASE/bin/$prog"
 done
 ln -s "$BIN" "$BASE/bin/ganeti"
+# Without our symlinks PATH would reach another Ganeti's programs.
+[ -e "$BASE/bin/gnt-cluster" ] ||
+  { echo "demo: $BIN did not list its programs (is it named 'ganeti'?)" >&2; exit 1; }
 printf '127.0.0.10\tdemo-cluster\n' > "$BASE/hosts"
 export PATH="$BASE/bin:$PATH"
 
