@@ -191,7 +191,35 @@ impl Drop for TestCluster {
     }
 }
 
+/// The kind and message of a prerequisite failure; panics on any other outcome.
+pub fn prereq(out: crate::cmdlib::OpOutcome) -> (crate::error::ErrorKind, String) {
+    match out {
+        crate::cmdlib::OpOutcome::Failed(crate::cmdlib::LuError::Prereq { kind, message }) => {
+            (kind, message)
+        }
+        other => panic!("expected a prerequisite failure, got {other:?}"),
+    }
+}
+
+/// The message of an execution failure; panics on any other outcome.
+pub fn exec_err(out: crate::cmdlib::OpOutcome) -> String {
+    match out {
+        crate::cmdlib::OpOutcome::Failed(crate::cmdlib::LuError::Exec(m)) => m,
+        other => panic!("expected an execution failure, got {other:?}"),
+    }
+}
+
 impl TestCluster {
+    /// Whether the instance-level lock `name` exists.
+    pub fn has_instance_lock(&self, name: &str) -> bool {
+        self.processor
+            .locks()
+            .set(crate::locking::Level::Instance)
+            .names()
+            .iter()
+            .any(|l| l.to_string() == name)
+    }
+
     /// A cluster built from `cfg` (node1.example.com must be its master).
     pub fn with_config(tag: &str, cfg: crate::config::objects::ConfigData) -> TestCluster {
         use std::sync::atomic::{AtomicU32, Ordering};

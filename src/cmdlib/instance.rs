@@ -357,8 +357,19 @@ pub fn live_info(
     cfg: &ConfigData,
     inst: &Instance,
 ) -> Result<Option<proto::HvInstanceInfo>, RpcError> {
-    let tgt = target_of(cfg, &inst.primary_node).map_err(|e| RpcError::Protocol {
-        node: inst.primary_node.to_string(),
+    live_info_on(ctx, cfg, inst, &inst.primary_node)
+}
+
+/// Live state of `inst` as `node`'s hypervisor reports it (`None` when it
+/// does not run there); migration asks both of its nodes.
+pub fn live_info_on(
+    ctx: &mut LuContext<'_>,
+    cfg: &ConfigData,
+    inst: &Instance,
+    node: &Uuid,
+) -> Result<Option<proto::HvInstanceInfo>, RpcError> {
+    let tgt = target_of(cfg, node).map_err(|e| RpcError::Protocol {
+        node: node.to_string(),
         message: e.to_string(),
     })?;
     let args = proto::InstanceInfoArgs {

@@ -1156,7 +1156,7 @@ impl LogicalUnit for LuNodePowercycle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmdlib::fake_rpc::{fake_join, TestCluster};
+    use crate::cmdlib::fake_rpc::{fake_join, prereq, TestCluster};
     use crate::cmdlib::OpOutcome;
     use crate::opcodes::{OpClusterSetParams, OpCode};
 
@@ -1176,13 +1176,6 @@ mod tests {
     fn add(c: &TestCluster, op: OpNodeAdd) -> (OpOutcome, Vec<String>) {
         let lu = Box::new(LuNodeAdd::with_join(op.clone(), fake_join));
         c.run_lu(&OpCode::from(op), lu)
-    }
-
-    fn prereq_message(out: OpOutcome) -> (ErrorKind, String) {
-        match out {
-            OpOutcome::Failed(LuError::Prereq { kind, message }) => (kind, message),
-            other => panic!("expected a prerequisite failure, got {other:?}"),
-        }
     }
 
     fn nodes_called(c: &TestCluster, procedure: &str) -> Vec<String> {
@@ -1247,7 +1240,7 @@ mod tests {
             .names()
             .contains(&LockName::from("node4.example.com")));
         // And a second add of the same node is refused.
-        let (kind, msg) = prereq_message(add(&c, add_op("node4.example.com")).0);
+        let (kind, msg) = prereq(add(&c, add_op("node4.example.com")).0);
         assert_eq!(kind, ErrorKind::Exists);
         assert!(msg.contains("node4.example.com is already in the configuration"));
     }
@@ -1281,11 +1274,11 @@ mod tests {
             group: Some("default".into()),
             ..op
         };
-        let (kind, _) = prereq_message(add(&c, op).0);
+        let (kind, _) = prereq(add(&c, op).0);
         assert_eq!(kind, ErrorKind::Inval);
         // A readd of an unknown node is refused.
         c.add_host("192.0.2.15", "node5.example.com");
-        let (kind, _) = prereq_message(
+        let (kind, _) = prereq(
             add(
                 &c,
                 OpNodeAdd {
@@ -1302,7 +1295,7 @@ mod tests {
             "node2.example.com",
             Ok(serde_json::json!({"protocol": 99, "software": "x", "name": "node2.example.com", "configured": true})),
         );
-        let (_, msg) = prereq_message(
+        let (_, msg) = prereq(
             add(
                 &c,
                 OpNodeAdd {
@@ -1323,7 +1316,7 @@ mod tests {
         let c = TestCluster::new("family", 2, 0);
         cluster_files(&c);
         c.add_host("2001:db8::4", "node4.example.com");
-        let (_, msg) = prereq_message(add(&c, add_op("node4.example.com")).0);
+        let (_, msg) = prereq(add(&c, add_op("node4.example.com")).0);
         assert!(
             msg.contains("node4.example.com")
                 && msg.contains("2001:db8::4")
@@ -1335,7 +1328,7 @@ mod tests {
             group: Some("nope".into()),
             ..add_op("node5.example.com")
         };
-        let (kind, msg) = prereq_message(add(&c, op).0);
+        let (kind, msg) = prereq(add(&c, op).0);
         assert_eq!(kind, ErrorKind::NoEnt);
         assert!(msg.contains("'nope'"), "{msg}");
         // A dual-homed node in a single-homed cluster.
@@ -1343,7 +1336,7 @@ mod tests {
             secondary_ip: Some("198.51.100.5".into()),
             ..add_op("node5.example.com")
         };
-        let (_, msg) = prereq_message(add(&c, op).0);
+        let (_, msg) = prereq(add(&c, op).0);
         assert!(msg.contains("The master has no secondary ip"), "{msg}");
         assert!(c.rpc.calls().is_empty(), "no node was contacted");
     }
@@ -1359,7 +1352,7 @@ mod tests {
         let c = TestCluster::with_config("v6", cfg);
         cluster_files(&c);
         c.add_host("2001:db8::4", "node4.example.com");
-        let (_, msg) = prereq_message(add(&c, add_op("node4.example.com")).0);
+        let (_, msg) = prereq(add(&c, add_op("node4.example.com")).0);
         assert!(
             msg.contains("IPv4 address must be given as secondary"),
             "{msg}"
@@ -1378,7 +1371,7 @@ mod tests {
         );
         // An IPv4-only node is refused in the IPv6 cluster.
         c.add_host("192.0.2.5", "node5.example.com");
-        let (_, msg) = prereq_message(add(&c, add_op("node5.example.com")).0);
+        let (_, msg) = prereq(add(&c, add_op("node5.example.com")).0);
         assert!(msg.contains("192.0.2.5") && msg.contains("IPv6"), "{msg}");
     }
 
@@ -1391,7 +1384,7 @@ mod tests {
         let before = c.config();
         let op = add_op("node4.example.com");
         let (out, _) = c.run_lu(&OpCode::from(op.clone()), Box::new(LuNodeAdd::new(op)));
-        let (kind, msg) = prereq_message(out);
+        let (kind, msg) = prereq(out);
         assert_eq!(kind, ErrorKind::Environ);
         assert!(msg.contains("node4.example.com"), "{msg}");
         assert_eq!(c.config(), before);
@@ -1429,7 +1422,7 @@ mod tests {
             master_candidate: Some(false),
             ..Default::default()
         };
-        let (kind, msg) = prereq_message(c.run(op.clone()).0);
+        let (kind, msg) = prereq(c.run(op.clone()).0);
         assert_eq!(kind, ErrorKind::State);
         assert!(msg.starts_with("Not enough master candidates"), "{msg}");
         assert!(is_candidate(&c, "node2.example.com"));
@@ -1477,7 +1470,7 @@ mod tests {
     fn flags_rules() {
         let c = pool_cluster("flags", 1);
         // Only one role flag at a time.
-        let (_, msg) = prereq_message(
+        let (_, msg) = prereq(
             c.run(OpNodeSetParams {
                 node_name: "node4".into(),
                 offline: Some(true),
@@ -1488,7 +1481,7 @@ mod tests {
         );
         assert!(msg.contains("more than one state"), "{msg}");
         // The master's role cannot change.
-        let (_, msg) = prereq_message(
+        let (_, msg) = prereq(
             c.run(OpNodeSetParams {
                 node_name: "node1.example.com".into(),
                 offline: Some(true),
@@ -1498,7 +1491,7 @@ mod tests {
         );
         assert!(msg.contains("master-failover"), "{msg}");
         // vm_capable cannot be unset under an instance (inst1 is on node1).
-        let (_, msg) = prereq_message(
+        let (_, msg) = prereq(
             c.run(OpNodeSetParams {
                 node_name: "node1".into(),
                 vm_capable: Some(false),
@@ -1542,7 +1535,7 @@ mod tests {
                 .offline
         );
         // Nothing to change.
-        let (_, msg) = prereq_message(
+        let (_, msg) = prereq(
             c.run(OpNodeSetParams {
                 node_name: "node3".into(),
                 ..Default::default()
@@ -1555,7 +1548,7 @@ mod tests {
     #[test]
     fn remove_rules_and_rebalance() {
         let c = pool_cluster("remove", 2);
-        let (_, msg) = prereq_message(
+        let (_, msg) = prereq(
             c.run(OpNodeRemove {
                 node_name: "node1.example.com".into(),
                 ..Default::default()
@@ -1564,7 +1557,7 @@ mod tests {
         );
         assert!(msg.contains("master node"), "{msg}");
         // inst2 lives on node2.
-        let (_, msg) = prereq_message(
+        let (_, msg) = prereq(
             c.run(OpNodeRemove {
                 node_name: "node2".into(),
                 ..Default::default()
@@ -1653,7 +1646,7 @@ mod tests {
     #[test]
     fn powercycle() {
         let c = TestCluster::new("powercycle", 2, 0);
-        let (_, msg) = prereq_message(
+        let (_, msg) = prereq(
             c.run(OpNodePowercycle {
                 node_name: "node1".into(),
                 ..Default::default()

@@ -307,7 +307,7 @@ impl Migrater {
         if plan.action == Action::Migrate {
             // Ganeti checks `instance_migratable` here; a running instance
             // is what migration needs.
-            match info_on(ctx, &cfg, &plan.inst, &plan.source) {
+            match super::live_info_on(ctx, &cfg, &plan.inst, &plan.source) {
                 Ok(Some(i)) => current_mem = Some(i.memory_mib),
                 Ok(None) if self.req.fallback => {
                     ctx.log("Can't migrate, instance offline, fallback to failover");
@@ -654,30 +654,6 @@ fn with_primary(inst: &Instance, node: &Uuid) -> Instance {
     moved
 }
 
-/// Live state of `inst` on `node`.
-fn info_on(
-    ctx: &mut LuContext<'_>,
-    cfg: &ConfigData,
-    inst: &Instance,
-    node: &Uuid,
-) -> Result<Option<proto::HvInstanceInfo>, RpcError> {
-    let tgt = target_of(cfg, node).map_err(|e| RpcError::Protocol {
-        node: node.to_string(),
-        message: e.to_string(),
-    })?;
-    let args = proto::InstanceInfoArgs {
-        name: inst.name.as_str().to_string(),
-        hypervisor: inst.hypervisor.clone(),
-        hvparams: cfg
-            .cluster
-            .hvparams
-            .get(&inst.hypervisor)
-            .cloned()
-            .unwrap_or_default(),
-    };
-    call_typed(ctx, proto::INSTANCE_INFO, &tgt, &args, QUICK_TIMEOUT)
-}
-
 /// Ganeti's `_AbortMigration`: both finalize steps with failure; errors
 /// are logged, the caller raises its own.
 fn abort(ctx: &mut LuContext<'_>, plan: &Plan, args: &MigrationArgs) -> Vec<String> {
@@ -731,7 +707,7 @@ fn cleanup(ctx: &mut LuContext<'_>, plan: &Plan) -> Result<(), LuError> {
         );
         let mut found = Vec::new();
         for (node, tgt) in [(&plan.source, &source), (&plan.target, &target)] {
-            let running = info_on(ctx, &cfg, inst, node).map_err(|e| {
+            let running = super::live_info_on(ctx, &cfg, inst, node).map_err(|e| {
                 LuError::Exec(format!("Can't contact node {}: {}", tgt.name, rpc_msg(&e)))
             })?;
             if running.is_some() {
@@ -884,8 +860,8 @@ migrater_lu!(LuInstanceMigrate);
 
 #[cfg(test)]
 mod tests {
-    use crate::cmdlib::fake_rpc::TestCluster;
-    use crate::cmdlib::{LuError, OpOutcome};
+    use crate::cmdlib::fake_rpc::{exec_err, prereq, TestCluster};
+    use crate::cmdlib::OpOutcome;
     use crate::config::objects::{AdminState, LogicalId};
     use crate::error::ErrorKind;
     use crate::opcodes::params::MigrationMode;
@@ -1014,20 +990,6 @@ mod tests {
             target_node: target.map(str::to_string),
             allow_runtime_changes: true,
             ..Default::default()
-        }
-    }
-
-    fn prereq(out: OpOutcome) -> (ErrorKind, String) {
-        match out {
-            OpOutcome::Failed(LuError::Prereq { kind, message }) => (kind, message),
-            other => panic!("expected a prerequisite failure, got {other:?}"),
-        }
-    }
-
-    fn exec_err(out: OpOutcome) -> String {
-        match out {
-            OpOutcome::Failed(LuError::Exec(m)) => m,
-            other => panic!("expected an execution failure, got {other:?}"),
         }
     }
 

@@ -739,11 +739,10 @@ impl LogicalUnit for LuInstanceMove {
 #[cfg(test)]
 mod tests {
     use super::updated_params;
-    use crate::cmdlib::fake_rpc::TestCluster;
+    use crate::cmdlib::fake_rpc::{prereq, TestCluster};
     use crate::cmdlib::{LuError, OpOutcome};
     use crate::config::objects::AdminState;
     use crate::error::ErrorKind;
-    use crate::locking::Level;
     use crate::opcodes::*;
     use crate::rpc::proto;
     use serde_json::{json, Value};
@@ -771,22 +770,6 @@ mod tests {
             })),
         );
         c
-    }
-
-    fn prereq(out: OpOutcome) -> (ErrorKind, String) {
-        match out {
-            OpOutcome::Failed(LuError::Prereq { kind, message }) => (kind, message),
-            other => panic!("expected a prerequisite failure, got {other:?}"),
-        }
-    }
-
-    fn has_lock(c: &TestCluster, name: &str) -> bool {
-        c.processor
-            .locks()
-            .set(Level::Instance)
-            .names()
-            .iter()
-            .any(|l| l.to_string() == name)
     }
 
     fn steps(c: &TestCluster) -> Vec<String> {
@@ -833,7 +816,7 @@ mod tests {
         );
         assert!(c.config().instance_by_name("web9.example.com").is_some());
         assert!(c.config().instance_by_name(INST).is_none());
-        assert!(has_lock(&c, "web9.example.com") && !has_lock(&c, INST));
+        assert!(c.has_instance_lock("web9.example.com") && !c.has_instance_lock(INST));
         assert_eq!(
             steps(&c),
             [
@@ -900,7 +883,7 @@ mod tests {
         assert_eq!(m, "Instance 'inst1.example.com' is running, cannot rename");
         assert!(c.config().instance_by_name(INST).is_some());
         assert!(
-            !has_lock(&c, "new.example.com"),
+            !c.has_instance_lock("new.example.com"),
             "added lock dropped on failure"
         );
     }

@@ -1,11 +1,10 @@
 //! Instance LUs against a fake RPC: the RPC sequence, the config after
 //! success, and cleanup after failures injected at each node step.
 
-use crate::cmdlib::fake_rpc::TestCluster;
-use crate::cmdlib::{LuError, OpOutcome};
+use crate::cmdlib::fake_rpc::{exec_err, prereq, TestCluster};
+use crate::cmdlib::OpOutcome;
 use crate::config::objects::AdminState;
 use crate::error::ErrorKind;
-use crate::locking::Level;
 use crate::opcodes::params::{DiskTemplate, InstanceCreateMode, RebootType};
 use crate::opcodes::*;
 use crate::rpc::proto;
@@ -82,29 +81,6 @@ fn procs(c: &TestCluster) -> Vec<String> {
         .collect()
 }
 
-fn has_lock(c: &TestCluster, name: &str) -> bool {
-    c.processor
-        .locks()
-        .set(Level::Instance)
-        .names()
-        .iter()
-        .any(|l| l.to_string() == name)
-}
-
-fn prereq(out: OpOutcome) -> (ErrorKind, String) {
-    match out {
-        OpOutcome::Failed(LuError::Prereq { kind, message }) => (kind, message),
-        other => panic!("expected a prerequisite failure, got {other:?}"),
-    }
-}
-
-fn exec_err(out: OpOutcome) -> String {
-    match out {
-        OpOutcome::Failed(LuError::Exec(m)) => m,
-        other => panic!("expected an execution failure, got {other:?}"),
-    }
-}
-
 #[test]
 fn create_runs_disks_config_install_start() {
     let c = cluster("create-ok");
@@ -149,7 +125,7 @@ fn create_runs_disks_config_install_start() {
         crate::config::objects::DiskMode::ReadOnly
     );
     assert!(inst.nics[0].mac.starts_with(&cfg.cluster.mac_prefix));
-    assert!(has_lock(&c, NEW));
+    assert!(c.has_instance_lock(NEW));
     // The node got the resolved spec.
     let start = c.rpc.calls_of(proto::INSTANCE_START);
     let args: proto::InstanceStartArgs = serde_json::from_value(start[0].1.clone()).unwrap();
@@ -182,7 +158,7 @@ fn create_failure_at_each_node_step_leaves_nothing() {
         let cfg = c.config();
         assert!(cfg.instance_by_name(NEW).is_none(), "{step}");
         assert_eq!(cfg.disks.len(), before.disks.len(), "{step}");
-        assert!(!has_lock(&c, NEW), "{step}: lock left behind");
+        assert!(!c.has_instance_lock(NEW), "{step}: lock left behind");
         let created = c.rpc.calls_of(proto::BLOCKDEV_CREATE).len();
         let removed = c.rpc.calls_of(proto::BLOCKDEV_REMOVE).len();
         let expected = if step == proto::BLOCKDEV_CREATE { 0 } else { 2 };
@@ -293,7 +269,7 @@ fn create_prerequisites_refuse_with_ganeti_messages() {
     assert_eq!(msg, "Not enough memory on node node2.example.com for creating instance new1.example.com: needed 256 MiB, available 100 MiB");
     assert!(c.rpc.calls_of(proto::BLOCKDEV_CREATE).is_empty());
     assert!(c.config().instance_by_name(NEW).is_none());
-    assert!(!has_lock(&c, NEW));
+    assert!(!c.has_instance_lock(NEW));
 }
 
 #[test]
@@ -419,7 +395,7 @@ fn remove_shutdown_startup_reboot_cycle() {
     let cfg = c.config();
     assert!(cfg.instance_by_name(NEW).is_none());
     assert_eq!(cfg.disks.len(), 1);
-    assert!(!has_lock(&c, NEW));
+    assert!(!c.has_instance_lock(NEW));
     let (kind, msg) = prereq(
         c.run(OpInstanceRemove {
             instance_name: NEW.into(),
