@@ -9,7 +9,7 @@
 use super::job::{parse_priority, report, submit_or_send, SubmitOpts};
 use super::kv::parse_keyval;
 use super::list::listing_program;
-use super::output::{python_repr, Info};
+use super::output::{params_info, python_repr, Info};
 use super::{parse_args, report_luxi_error, MasterSocket, EXIT_FAILURE, EXIT_SUCCESS};
 use crate::config::params::{self, ParamFamily};
 use crate::luxi::client::Client;
@@ -538,30 +538,6 @@ fn info(client: &mut Client, nodes: &[String]) -> u8 {
     }
     println!("{}", node_info_tree(&response).render());
     EXIT_SUCCESS
-}
-
-/// Ganeti's `FormatParamsDictInfo`: own values as they are, inherited
-/// ones as `default (VALUE)`.
-fn params_info(custom: &Value, actual: &Value) -> Info {
-    let Some(actual) = actual.as_object() else {
-        return Info::Dict(Default::default());
-    };
-    Info::Dict(
-        actual
-            .iter()
-            .map(|(k, v)| {
-                let own = custom.get(k);
-                let shown = match (v, own) {
-                    (Value::Object(m), _) if !m.is_empty() => {
-                        params_info(own.unwrap_or(&Value::Null), v)
-                    }
-                    (_, Some(o)) => Info::text(python_repr(o)),
-                    (_, None) => Info::text(format!("default ({})", python_repr(v))),
-                };
-                (k.clone(), shown)
-            })
-            .collect(),
-    )
 }
 
 /// `gnt-node info` output for a Query answer over [`INFO_FIELDS`]

@@ -3,7 +3,7 @@
 //! turned into the generic-info tree Ganeti prints
 //! (`_FormatInstanceInfo`, `_FormatBlockDevInfo`, `_FormatInstanceNicInfo`).
 
-use super::output::{format_unit, python_repr, Info, Units};
+use super::output::{format_unit, params_info, python_repr, Info, Units};
 use serde_json::Value;
 
 /// First VNC port; the display number is the port minus this.
@@ -20,30 +20,6 @@ fn text(v: &Value) -> Info {
 
 fn str_of(v: &Value) -> String {
     python_repr(v)
-}
-
-/// Ganeti's `FormatParamsDictInfo`: own values as they are, inherited
-/// ones as `default (VALUE)`; nested non-empty dictionaries recurse.
-pub fn params_info(own: &Value, actual: &Value) -> Info {
-    let Some(actual) = actual.as_object() else {
-        return Info::Dict(Default::default());
-    };
-    Info::Dict(
-        actual
-            .iter()
-            .map(|(k, v)| {
-                let mine = own.get(k);
-                let shown = match (v, mine) {
-                    (Value::Object(m), _) if !m.is_empty() => {
-                        params_info(mine.unwrap_or(&Value::Null), v)
-                    }
-                    (_, Some(o)) => text(o),
-                    (_, None) => Info::Text(format!("default ({})", python_repr(v))),
-                };
-                (k.clone(), shown)
-            })
-            .collect(),
-    )
 }
 
 /// One `on primary`/`on secondary` status line (Ganeti's nested `helper`).

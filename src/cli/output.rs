@@ -558,6 +558,30 @@ fn python_str_repr(s: &str) -> String {
     out
 }
 
+/// Ganeti's `FormatParamsDictInfo`: own values as they are, inherited
+/// ones as `default (VALUE)`; nested non-empty dictionaries recurse.
+pub fn params_info(own: &Value, actual: &Value) -> Info {
+    let Some(actual) = actual.as_object() else {
+        return Info::Dict(Default::default());
+    };
+    Info::Dict(
+        actual
+            .iter()
+            .map(|(k, v)| {
+                let mine = own.get(k);
+                let shown = match (v, mine) {
+                    (Value::Object(m), _) if !m.is_empty() => {
+                        params_info(mine.unwrap_or(&Value::Null), v)
+                    }
+                    (_, Some(o)) => Info::text(python_repr(o)),
+                    (_, None) => Info::Text(format!("default ({})", python_repr(v))),
+                };
+                (k.clone(), shown)
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
