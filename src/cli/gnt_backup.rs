@@ -6,8 +6,8 @@
 //! `list-fields` need the Query2 `export` resource, which is not built yet.
 
 use super::instance_create::{create_op, CreateMode, CreateOptions};
-use super::job::{parse_priority, report, submit_or_send, SubmitOpts};
-use super::{parse_args, EXIT_FAILURE, EXIT_SUCCESS};
+use super::job::{parse_priority, run_job, SubmitOpts};
+use super::parse_args;
 use argh::FromArgs;
 use serde_json::{json, Value};
 
@@ -230,21 +230,7 @@ pub fn main(program: &str, args: &[String]) -> u8 {
             opts(&a.priority, a.submit, a.print_jobid, a.dry_run),
         ),
     };
-    let (op, opts) = match (op, opts) {
-        (Ok(op), Ok(o)) => (op, o),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("{e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let mut client = match super::connect_master(super::MasterSocket::Master) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match submit_or_send(&mut client, vec![op], &opts) {
-        Ok(_) => EXIT_SUCCESS,
-        Err(e) => report(&e),
-    }
+    run_job(op, &opts, |_| {})
 }
 
 fn opts(

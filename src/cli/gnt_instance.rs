@@ -13,7 +13,7 @@ use super::instance_create::{
     CreateMode, CreateOptions, DefaultValue,
 };
 use super::instance_select::{self, SelectorFlags};
-use super::job::{parse_priority, report, submit_or_send, SubmitOpts};
+use super::job::{parse_priority, run_job, SubmitOpts};
 use super::list::{listing_program, refuse_unbuilt};
 use super::{parse_args, EXIT_FAILURE, EXIT_SUCCESS};
 use crate::query::Resource;
@@ -1045,36 +1045,6 @@ fn submit_opts(
 fn print_lines(lines: &[String]) {
     for l in lines {
         println!("{l}");
-    }
-}
-
-/// Submits `op` (when it was built) as one job and hands its result to `done`.
-fn run_job(
-    op: Result<Value, String>,
-    opts: &Result<SubmitOpts, String>,
-    done: impl FnOnce(&Value),
-) -> u8 {
-    let (op, opts) = match (op, opts) {
-        (Ok(op), Ok(opts)) => (op, opts),
-        (Err(e), _) => {
-            eprintln!("{e}");
-            return EXIT_FAILURE;
-        }
-        (_, Err(e)) => {
-            eprintln!("{e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let mut client = match super::connect_master(super::MasterSocket::Master) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match submit_or_send(&mut client, vec![op], opts) {
-        Ok(results) => {
-            done(results.first().unwrap_or(&Value::Null));
-            EXIT_SUCCESS
-        }
-        Err(e) => report(&e),
     }
 }
 

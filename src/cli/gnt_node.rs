@@ -6,7 +6,7 @@
 //! node-side work of `add` (the join protocol, see [`crate::join`]) is done
 //! by the master, not here. Ganeti's other commands say they are not built.
 
-use super::job::{parse_priority, report, submit_or_send, SubmitOpts};
+use super::job::{parse_priority, run_job, SubmitOpts};
 use super::kv::parse_keyval;
 use super::list::listing_program;
 use super::output::{params_info, python_repr, Info};
@@ -278,34 +278,6 @@ fn job_opts(
         print_jobid,
         priority: priority.map(parse_priority).transpose()?,
         dry_run,
-    })
-}
-
-/// Submits `op` (when it was built) and hands the op's result to `done`.
-fn run_job(
-    op: Result<Value, String>,
-    opts: &Result<SubmitOpts, String>,
-    done: impl FnOnce(&Value),
-) -> u8 {
-    let (op, opts) = match (op, opts) {
-        (Ok(op), Ok(opts)) => (op, opts),
-        (Err(e), _) => {
-            eprintln!("{e}");
-            return EXIT_FAILURE;
-        }
-        (_, Err(e)) => {
-            eprintln!("{e}");
-            return EXIT_FAILURE;
-        }
-    };
-    with_client(MasterSocket::Master, |c| {
-        match submit_or_send(c, vec![op], opts) {
-            Ok(results) => {
-                done(results.first().unwrap_or(&Value::Null));
-                EXIT_SUCCESS
-            }
-            Err(e) => report(&e),
-        }
     })
 }
 

@@ -80,6 +80,39 @@ impl From<LuxiError> for JobError {
     }
 }
 
+/// The usual end of a job-submitting command: prints the error of an op
+/// or options that could not be built, else submits `op` as one job on
+/// the master socket (honouring `--submit`/`--print-jobid`/`--priority`),
+/// hands the op's result to `done` and returns the exit code.
+pub fn run_job(
+    op: Result<Value, String>,
+    opts: &Result<SubmitOpts, String>,
+    done: impl FnOnce(&Value),
+) -> u8 {
+    let (op, opts) = match (op, opts) {
+        (Ok(op), Ok(opts)) => (op, opts),
+        (Err(e), _) => {
+            eprintln!("{e}");
+            return super::EXIT_FAILURE;
+        }
+        (_, Err(e)) => {
+            eprintln!("{e}");
+            return super::EXIT_FAILURE;
+        }
+    };
+    let mut client = match super::connect_master(super::MasterSocket::Master) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match submit_or_send(&mut client, vec![op], opts) {
+        Ok(results) => {
+            done(results.first().unwrap_or(&Value::Null));
+            super::EXIT_SUCCESS
+        }
+        Err(e) => report(&e),
+    }
+}
+
 /// Prints a job error in Ganeti's words and returns the exit code.
 pub fn report(e: &JobError) -> u8 {
     match e {
