@@ -707,15 +707,11 @@ mod tests {
     const MITM_CERT: &str = "cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33";
 
     fn node(tag: &str, name: &str) -> Paths {
-        let base = std::env::temp_dir().join(format!("ganeti-join-{tag}-{}", std::process::id()));
-        let root = base.join(name);
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("var/lib/ganeti")).unwrap();
-        Paths::virtual_node(&root, name).unwrap()
+        crate::paths::test_support::temp_node(&format!("join-{tag}"), name, &["/var/lib/ganeti"])
     }
 
     fn cleanup(p: &Paths) {
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(p);
     }
 
     fn give_token(p: &Paths, text: &str) {

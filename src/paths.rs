@@ -310,6 +310,34 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Fixtures for the unit tests of node-side modules.
+#[cfg(test)]
+pub mod test_support {
+    use super::Paths;
+
+    /// A fresh virtual node `name` at `<tmp>/ganeti-<prefix>-<pid>/<name>`
+    /// (an old one of the same name is removed first), with `dirs` (paths
+    /// under its root, like `/var/lib/ganeti`) created.
+    pub fn temp_node(prefix: &str, name: &str, dirs: &[&str]) -> Paths {
+        let base = std::env::temp_dir().join(format!("ganeti-{prefix}-{}", std::process::id()));
+        let root = base.join(name);
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("temp dir is writable");
+        let paths = Paths::virtual_node(&root, name).expect("a root named after its node");
+        for d in dirs {
+            std::fs::create_dir_all(paths.under_root(d)).expect("temp dir is writable");
+        }
+        paths
+    }
+
+    /// Removes the temp directory holding `p`'s node (and its siblings).
+    pub fn remove_temp_node(p: &Paths) {
+        if let Some(base) = p.root().parent() {
+            let _ = std::fs::remove_dir_all(base);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

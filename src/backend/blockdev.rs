@@ -193,14 +193,11 @@ mod tests {
     use serde_json::json;
 
     fn node(tag: &str) -> Paths {
-        let base = std::env::temp_dir().join(format!(
-            "ganeti-backend-blockdev-{tag}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&base);
-        let root = base.join("node1");
-        std::fs::create_dir_all(root.join("etc/ganeti")).unwrap();
-        let p = Paths::virtual_node(&root, "node1").unwrap();
+        let p = crate::paths::test_support::temp_node(
+            &format!("backend-blockdev-{tag}"),
+            "node1",
+            &["/etc/ganeti"],
+        );
         let dir = p.under_root("/srv/ganeti/file-storage");
         crate::sys::fs::atomic_write(
             &p.file_storage_paths_file(),
@@ -310,7 +307,7 @@ mod tests {
             err.contains("assembling disk disk/0") && err.contains("does not exist"),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 
     #[test]
@@ -329,7 +326,7 @@ mod tests {
         d.dev_type = "diskless".into();
         let err = call(&p, BLOCKDEV_STATUS, json!({"disks": [d]})).unwrap_err();
         assert!(err.contains("not supported"), "{err}");
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 
     #[test]
@@ -358,7 +355,7 @@ mod tests {
             "lvchange --addtag originstname+inst1 /dev/xenvg/u.disk0"
         );
         assert_eq!(argv[5], "lvchange -ay /dev/xenvg/u.disk0");
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 
     #[test]

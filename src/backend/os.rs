@@ -116,15 +116,11 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     fn node(tag: &str) -> Paths {
-        let base = std::env::temp_dir().join(format!("ganeti-bos-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let root = base.join("node1");
-        std::fs::create_dir_all(&root).unwrap();
-        Paths::virtual_node(&root, "node1").unwrap()
+        crate::paths::test_support::temp_node(&format!("bos-{tag}"), "node1", &[])
     }
 
     fn cleanup(p: &Paths) {
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(p);
     }
 
     fn write(path: &Path, text: &str, mode: u32) {

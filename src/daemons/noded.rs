@@ -616,16 +616,15 @@ mod tests {
     use serde_json::json;
 
     fn node(tag: &str) -> Paths {
-        let base = std::env::temp_dir().join(format!("ganeti-noded-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let root = base.join("node1");
-        std::fs::create_dir_all(root.join("var/lib/ganeti")).unwrap();
-        std::fs::create_dir_all(root.join("etc/ganeti")).unwrap();
-        Paths::virtual_node(&root, "node1").unwrap()
+        crate::paths::test_support::temp_node(
+            &format!("noded-{tag}"),
+            "node1",
+            &["/var/lib/ganeti", "/etc/ganeti"],
+        )
     }
 
     fn cleanup(p: &Paths) {
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(p);
     }
 
     fn peer() -> Peer {

@@ -449,12 +449,12 @@ pub(crate) mod test_support {
 
     /// A virtual node in a fresh temp root; remove with [`cleanup`].
     pub(crate) fn node(tag: &str) -> Paths {
-        let base = std::env::temp_dir().join(format!("ganeti-hv-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let root = base.join("node1");
-        std::fs::create_dir_all(root.join("proc")).unwrap();
-        std::fs::create_dir_all(root.join("var/run/ganeti")).unwrap();
-        std::fs::create_dir_all(root.join("var/lib/ganeti")).unwrap();
+        let p = crate::paths::test_support::temp_node(
+            &format!("hv-{tag}"),
+            "node1",
+            &["/proc", "/var/run/ganeti", "/var/lib/ganeti"],
+        );
+        let root = p.root().to_path_buf();
         crate::sys::fs::atomic_write(
             &root.join("proc/meminfo"),
             b"MemTotal: 4194304 kB\nMemFree: 1048576 kB\nMemAvailable: 3145728 kB\n",
@@ -467,12 +467,12 @@ pub(crate) mod test_support {
             0o644,
         )
         .unwrap();
-        Paths::virtual_node(&root, "node1").unwrap()
+        p
     }
 
     /// Removes what [`node`] made.
     pub(crate) fn cleanup(p: &Paths) {
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(p);
     }
 
     /// An instance on `hypervisor` with `maxmem` MiB and 2 vCPUs.

@@ -462,7 +462,7 @@ echo "$(basename $0) VOL_NAME=$VOL_NAME VOL_CNAME=$VOL_CNAME VOL_UUID=$VOL_UUID 
         std::fs::remove_file(&grow).unwrap();
         let err = find_provider(&p, "fakeext").unwrap_err();
         assert!(err.to_string().contains("\"grow\" missing"), "{err}");
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 
     #[test]
@@ -523,7 +523,7 @@ echo "$(basename $0) VOL_NAME=$VOL_NAME VOL_CNAME=$VOL_CNAME VOL_UUID=$VOL_UUID 
             "{}",
             lines[9]
         );
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 
     #[test]
@@ -552,7 +552,7 @@ echo "$(basename $0) VOL_NAME=$VOL_NAME VOL_CNAME=$VOL_CNAME VOL_UUID=$VOL_UUID 
             chain.contains("create script failed") && chain.contains("pool full"),
             "{chain}"
         );
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 
     #[test]

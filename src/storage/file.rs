@@ -475,7 +475,7 @@ mod tests {
             Err(StorageError::Missing { .. })
         ));
         assert!(r.calls().is_empty());
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 
     #[test]
@@ -501,7 +501,7 @@ mod tests {
             err.to_string().contains("no directories are allowed"),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 
     #[test]
@@ -577,7 +577,7 @@ mod tests {
         d.params.insert(FORMAT_PARAM.into(), json!("vmdk"));
         let err = for_disk(&d, &p, &r).err().unwrap();
         assert!(err.to_string().contains("vmdk"), "{err}");
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 
     #[test]
@@ -589,6 +589,6 @@ mod tests {
         assert!(err.to_string().contains("unknown file driver"), "{err}");
         let d = disk("file", json!(["loop", "relative/x"]));
         assert!(for_disk(&d, &p, &r).is_err());
-        let _ = std::fs::remove_dir_all(p.root().parent().unwrap());
+        crate::paths::test_support::remove_temp_node(&p);
     }
 }
