@@ -719,17 +719,22 @@ pub fn dispatch_instance_procedure(
     procedure: &str,
     args: serde_json::Value,
 ) -> Option<Result<serde_json::Value, String>> {
-    if !crate::rpc::proto::INSTANCE_PROCEDURES.contains(&procedure) {
+    use crate::rpc::proto::{BLOCKDEV_PROCEDURES, INSTANCE_PROCEDURES, OS_PROCEDURES};
+    if !INSTANCE_PROCEDURES.contains(&procedure) {
         return None;
     }
-    instance::handle(paths, procedure, args.clone())
-        .or_else(|| blockdev::handle(paths, procedure, args.clone()))
-        .or_else(|| os::handle(paths, procedure, args))
-        .or_else(|| {
-            Some(Err(format!(
-                "procedure {procedure:?} is not built yet on this node"
-            )))
-        })
+    let handled = if BLOCKDEV_PROCEDURES.contains(&procedure) {
+        blockdev::handle(paths, procedure, args)
+    } else if OS_PROCEDURES.contains(&procedure) {
+        os::handle(paths, procedure, args)
+    } else {
+        instance::handle(paths, procedure, args)
+    };
+    Some(handled.unwrap_or_else(|| {
+        Err(format!(
+            "procedure {procedure:?} is not built yet on this node"
+        ))
+    }))
 }
 
 #[cfg(test)]
@@ -760,6 +765,24 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn every_instance_procedure_reaches_the_module_that_serves_it() {
+        use crate::rpc::proto;
+        let p = node("route");
+        for procedure in proto::INSTANCE_PROCEDURES {
+            // Junk arguments: a served procedure refuses them by name; one
+            // routed to the wrong module would answer "not built yet".
+            let out = dispatch_instance_procedure(&p, procedure, serde_json::json!({"junk": 1}))
+                .unwrap_or_else(|| panic!("{procedure} not dispatched"));
+            let not_built = matches!(&out, Err(m) if m.contains("not built yet"));
+            let expected =
+                [proto::INSTANCE_OS_EXPORT, proto::INSTANCE_OS_IMPORT].contains(procedure);
+            assert_eq!(not_built, expected, "{procedure}: {out:?}");
+        }
+        assert!(dispatch_instance_procedure(&p, proto::VERSION, serde_json::json!({})).is_none());
+        cleanup(&p);
     }
 
     #[test]

@@ -304,6 +304,27 @@ pub const INSTANCE_OS_EXPORT: &str = "instance_os_export";
 /// See [`INSTANCE_OS_EXPORT`].
 pub const INSTANCE_OS_IMPORT: &str = "instance_os_import";
 
+/// The block-device procedures among [`INSTANCE_PROCEDURES`].
+pub const BLOCKDEV_PROCEDURES: &[&str] = &[
+    BLOCKDEV_CREATE,
+    BLOCKDEV_REMOVE,
+    BLOCKDEV_ASSEMBLE,
+    BLOCKDEV_SHUTDOWN,
+    BLOCKDEV_GROW,
+    BLOCKDEV_STATUS,
+    BLOCKDEV_GETSIZE,
+];
+
+/// The OS-definition procedures among [`INSTANCE_PROCEDURES`].
+pub const OS_PROCEDURES: &[&str] = &[
+    OS_DIAGNOSE,
+    OS_VALIDATE,
+    INSTANCE_OS_ADD,
+    INSTANCE_OS_RENAME,
+    INSTANCE_OS_EXPORT,
+    INSTANCE_OS_IMPORT,
+];
+
 /// Instance, block-device and OS procedures a configured node serves.
 pub const INSTANCE_PROCEDURES: &[&str] = &[
     INSTANCE_START,
