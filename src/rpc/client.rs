@@ -299,25 +299,26 @@ fn encode_args(args: &Value) -> Vec<u8> {
     serde_json::to_vec(args).expect("serializing a JSON value cannot fail")
 }
 
-impl NodeRpc for RpcClient {
-    fn call_each(
+impl RpcClient {
+    /// Sends each body to its node, all at once; one result per node, in
+    /// order. Offline nodes are not contacted.
+    fn send_all(
         &self,
         procedure: &str,
-        calls: &[(Target, Value)],
+        sends: &[(&Target, &[u8])],
         timeout: Duration,
     ) -> Vec<(String, NodeResult)> {
         let ex = smol::LocalExecutor::new();
-        let tasks: Vec<_> = calls
+        let tasks: Vec<_> = sends
             .iter()
-            .map(|(target, args)| {
+            .map(|&(target, body)| {
                 ex.spawn(async move {
                     if target.offline {
                         return Err(RpcError::Offline {
                             node: target.name.clone(),
                         });
                     }
-                    let body = encode_args(args);
-                    with_timeout(target, timeout, self.call_node(procedure, target, &body)).await
+                    with_timeout(target, timeout, self.call_node(procedure, target, body)).await
                 })
             })
             .collect();
@@ -328,11 +329,42 @@ impl NodeRpc for RpcClient {
             }
             out
         }));
-        calls
+        sends
             .iter()
             .map(|(t, _)| t.name.clone())
             .zip(results)
             .collect()
+    }
+}
+
+impl NodeRpc for RpcClient {
+    fn call_each(
+        &self,
+        procedure: &str,
+        calls: &[(Target, Value)],
+        timeout: Duration,
+    ) -> Vec<(String, NodeResult)> {
+        let bodies: Vec<Vec<u8>> = calls.iter().map(|(_, args)| encode_args(args)).collect();
+        let sends: Vec<(&Target, &[u8])> = calls
+            .iter()
+            .zip(&bodies)
+            .map(|((t, _), b)| (t, b.as_slice()))
+            .collect();
+        self.send_all(procedure, &sends, timeout)
+    }
+
+    /// Same arguments everywhere: encoded once, however many nodes (a
+    /// config.data upload to the candidates is megabytes).
+    fn call(
+        &self,
+        procedure: &str,
+        targets: &[Target],
+        args: &Value,
+        timeout: Duration,
+    ) -> Vec<(String, NodeResult)> {
+        let body = encode_args(args);
+        let sends: Vec<(&Target, &[u8])> = targets.iter().map(|t| (t, body.as_slice())).collect();
+        self.send_all(procedure, &sends, timeout)
     }
 
     fn join_call(
