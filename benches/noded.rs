@@ -160,43 +160,6 @@ fn memory(figures: &mut Vec<Figure>) {
     memory_figures("1 s after a 13 MB upload", &after, figures);
 }
 
-/// Writes `/etc/default/ganeti` (noded keeps `mlockall`; a recording
-/// powercycle action) and a recording `master-ip-setup` script, as the
-/// cluster tests do, so nothing touches the host's interfaces.
-fn prepare_node(c: &VirtualCluster, node: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let root = c.root(node);
-    std::fs::create_dir_all(root.join("etc/default")).unwrap();
-    std::fs::write(
-        root.join("etc/default/ganeti"),
-        format!(
-            "NODED_ARGS=\"--powercycle-action record:{}\"\nMASTERD_ARGS=\"--no-mlock\"\n",
-            root.join("powercycle.log").display()
-        ),
-    )
-    .unwrap();
-    let scripts = root.join("etc/ganeti/scripts");
-    std::fs::create_dir_all(&scripts).unwrap();
-    let script = scripts.join("master-ip-setup");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$1 $MASTER_IP\" >> {}\n",
-            root.join("master-ip.log").display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs `gnt-cluster verify` `n` times on node1.
 fn verify_runs(c: &VirtualCluster, n: usize) -> Vec<Duration> {
     let (code, out) = c.run("node1", "gnt-cluster", &["verify"], true);
@@ -212,7 +175,7 @@ fn verify_runs(c: &VirtualCluster, n: usize) -> Vec<Duration> {
 fn verify(figures: &mut Vec<Figure>) {
     let c = VirtualCluster::new("verify", network(243), 3);
     for n in ["node1", "node2", "node3"] {
-        prepare_node(&c, n);
+        c.prepare_node(n);
     }
     c.run(
         "node1",
@@ -232,7 +195,7 @@ fn verify(figures: &mut Vec<Figure>) {
         ],
         false,
     );
-    wait_for("noded on node1", || {
+    real_nodes::wait_for("noded on node1", || {
         c.daemon_pid("node1", "ganeti-noded").is_some()
     });
     figures.push(time_figure(
@@ -247,7 +210,7 @@ fn verify(figures: &mut Vec<Figure>) {
             &["daemon-util", "start", "ganeti-noded"],
             false,
         );
-        wait_for("noded", || c.daemon_pid(n, "ganeti-noded").is_some());
+        real_nodes::wait_for("noded", || c.daemon_pid(n, "ganeti-noded").is_some());
         let out = c
             .command("node1", "gnt-cluster")
             .args(["join-token", "--ttl", "600"])

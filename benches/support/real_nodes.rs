@@ -26,6 +26,8 @@ const PROGRAMS: &[&str] = &[
     "ganeti-masterd",
     "gnt-cluster",
     "gnt-node",
+    "gnt-instance",
+    "gnt-os",
 ];
 
 /// The binary under test: `GANETI_BENCH_BIN` if set (e.g. the static
@@ -99,6 +101,35 @@ impl VirtualCluster {
             "{program} {args:?} on {node}: {text}"
         );
         (code, text)
+    }
+
+    /// Writes `/etc/default/ganeti` (noded keeps `mlockall`; a recording
+    /// powercycle action) and a recording `master-ip-setup` script, as the
+    /// cluster tests do, so nothing touches the host's interfaces.
+    pub fn prepare_node(&self, node: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let root = self.root(node);
+        std::fs::create_dir_all(root.join("etc/default")).unwrap();
+        std::fs::write(
+            root.join("etc/default/ganeti"),
+            format!(
+                "NODED_ARGS=\"--powercycle-action record:{}\"\nMASTERD_ARGS=\"--no-mlock\"\n",
+                root.join("powercycle.log").display()
+            ),
+        )
+        .unwrap();
+        let scripts = root.join("etc/ganeti/scripts");
+        std::fs::create_dir_all(&scripts).unwrap();
+        let script = scripts.join("master-ip-setup");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$1 $MASTER_IP\" >> {}\n",
+                root.join("master-ip.log").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     /// The pid in a daemon's pid file on `node`, if that process lives.
@@ -221,6 +252,15 @@ pub fn wait_answers(client: &ganeti::rpc::client::RpcClient, target: &Target) {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds (15 s at most).
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -39,6 +39,21 @@ pub struct FakeRecord {
     pub state: String,
 }
 
+/// How old the state directory's modification time must be before a scan
+/// of it may be reused (see [`FakeHypervisor::records`]).
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// The last scan of a state directory.
+struct Scan {
+    mtime: std::time::SystemTime,
+    records: Vec<FakeRecord>,
+}
+
+/// Scans by state directory (a process may serve several virtual nodes in
+/// tests).
+static SCANS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, Scan>>> =
+    std::sync::LazyLock::new(Default::default);
+
 /// The fake hypervisor of one node.
 #[derive(Debug, Clone)]
 pub struct FakeHypervisor {
@@ -138,22 +153,35 @@ impl FakeHypervisor {
         }
     }
 
-    /// Every record in the state directory, sorted by name.
+    /// Every running (or paused/migrating) instance's record, by name.
+    ///
+    /// Records only change by atomic rename (or removal) inside the state
+    /// directory, and each of those moves the directory's modification
+    /// time. A scan is therefore reused while that time stays the same,
+    /// provided it was already [`SETTLE`] old when the scan began (file
+    /// system clocks are coarse: a change in the same tick as the scan
+    /// could otherwise keep the old time). Listing a thousand instances
+    /// then costs one `stat` instead of a thousand open/read/close.
     pub fn records(&self) -> Result<Vec<FakeRecord>, HvError> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(HvError::Fs {
-                    what: "listing fake instances".into(),
-                    source: crate::sys::fs::FsError::Io {
-                        action: "listing",
-                        path: self.dir.clone(),
-                        source,
-                    },
-                })
-            }
+        let list_err = |source| HvError::Fs {
+            what: "listing fake instances".into(),
+            source: crate::sys::fs::FsError::Io {
+                action: "listing",
+                path: self.dir.clone(),
+                source,
+            },
         };
+        let scan_started = std::time::SystemTime::now();
+        let mtime = match std::fs::metadata(&self.dir) {
+            Ok(m) => m.modified().map_err(list_err)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(list_err(e)),
+        };
+        let mut cache = SCANS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(hit) = cache.get(&self.dir).filter(|s| s.mtime == mtime) {
+            return Ok(hit.records.clone());
+        }
+        let entries = std::fs::read_dir(&self.dir).map_err(list_err)?;
         let mut out = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -166,6 +194,20 @@ impl FakeHypervisor {
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        let settled = scan_started
+            .duration_since(mtime)
+            .is_ok_and(|age| age >= SETTLE);
+        if settled {
+            cache.insert(
+                self.dir.clone(),
+                Scan {
+                    mtime,
+                    records: out.clone(),
+                },
+            );
+        } else {
+            cache.remove(&self.dir);
+        }
         Ok(out)
     }
 
@@ -531,6 +573,39 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not running"));
+        cleanup(&p);
+    }
+
+    #[test]
+    fn a_reused_scan_still_sees_every_change() {
+        let p = node("fake-scan");
+        let hv = FakeHypervisor::new(&p);
+        let names = |hv: &FakeHypervisor| hv.list_instances(&Params::new()).unwrap();
+        hv.start(&instance("a1", NAME, 64), &[], StartMode::Running)
+            .unwrap();
+        std::thread::sleep(SETTLE + Duration::from_millis(20));
+        // Settled: this scan is kept, and the next one reuses it.
+        assert_eq!(names(&hv), vec!["a1"]);
+        assert_eq!(names(&hv), vec!["a1"]);
+        // A start right after the kept scan changes the directory.
+        hv.start(&instance("a2", NAME, 64), &[], StartMode::Running)
+            .unwrap();
+        assert_eq!(names(&hv), vec!["a1", "a2"]);
+        std::thread::sleep(SETTLE + Duration::from_millis(20));
+        assert_eq!(names(&hv), vec!["a1", "a2"]);
+        hv.stop(&instance("a1", NAME, 64), SECS).unwrap();
+        assert_eq!(names(&hv), vec!["a2"]);
+        // A state change rewrites the record by rename: seen too.
+        std::thread::sleep(SETTLE + Duration::from_millis(20));
+        assert_eq!(hv.records().unwrap()[0].state, "running");
+        hv.migrate(
+            &instance("a2", NAME, 64),
+            &serde_json::Value::Null,
+            "127.0.0.2",
+            MigrationMode::Live,
+        )
+        .unwrap();
+        assert_eq!(hv.records().unwrap()[0].state, "migrating");
         cleanup(&p);
     }
 
