@@ -5,7 +5,10 @@
 //! [`BackendError`]s into RPC error replies. Every function takes the node's
 //! [`Paths`] and plain arguments: nothing here reads `config.data` or the
 //! ssconf files (the RPC payload carries what is needed), and external
-//! programs run through a [`Runner`] so tests can record them.
+//! programs run through a [`Runner`] so tests can record them. One
+//! exception, as in Ganeti: the KVM hypervisor reads the ssconf `uid_pool`
+//! value itself when an instance uses `security_model=pool`
+//! ([`crate::hv::uidpool`]).
 //!
 //! Files the master pushes are limited to an allow-list ([`AllowList`]):
 //! the cluster's secrets and config in the data directory, files under

@@ -10,6 +10,7 @@
 
 pub mod fake;
 pub mod kvm;
+pub mod uidpool;
 
 use crate::paths::Paths;
 use crate::rpc::proto::{
@@ -153,6 +154,34 @@ pub enum HvError {
         /// The cause, with the command line and its output.
         #[source]
         source: Box<crate::sys::cmd::CmdError>,
+    },
+    /// QEMU did not come up: it exited, or its monitor never answered.
+    #[error("instance {instance}: QEMU failed to start: {reason}{}", if stderr_tail.is_empty() { String::new() } else { format!("; QEMU said: {stderr_tail}") })]
+    StartFailed {
+        /// The instance.
+        instance: String,
+        /// What was seen.
+        reason: String,
+        /// The end of QEMU's standard error (empty if it said nothing).
+        stderr_tail: String,
+    },
+    /// A NIC's tap could not be set up.
+    #[error("instance {instance}: network setup failed")]
+    Nic {
+        /// The instance.
+        instance: String,
+        /// The NIC and the command that failed.
+        #[source]
+        source: Box<crate::net::tap::TapError>,
+    },
+    /// The uid pool could not give or take back a uid.
+    #[error("instance {instance}: uid pool")]
+    UidPool {
+        /// The instance.
+        instance: String,
+        /// What went wrong.
+        #[source]
+        source: uidpool::UidPoolError,
     },
     /// Talking to QEMU's monitor failed.
     #[error("instance {instance}: {what}")]

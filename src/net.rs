@@ -3,6 +3,7 @@
 //! with the hypervisors.
 
 pub mod hostname;
+pub mod tap;
 
 use crate::paths::Paths;
 

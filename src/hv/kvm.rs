@@ -9,19 +9,39 @@
 //! forces KVM). Migration: the target starts the same command line with
 //! `-incoming tcp:ADDR:PORT` (`migration_port`); the source checks that
 //! both ends run the same QEMU major.minor, then sends with QMP `migrate`.
+//!
+//! Start: QEMU daemonizes once the VM is set up; its early errors (stderr
+//! before it detaches) come back in the start error. The start then waits
+//! until QEMU's monitor answers ([`START_TIMEOUT`]); a QEMU that died or
+//! never answers fails the start with its stderr tail, and its files are
+//! removed. Next each NIC's tap (created by QEMU) is connected by
+//! [`crate::net::tap`]; a NIC that cannot be set up stops the QEMU just
+//! started and fails the start naming the NIC and the command. On a
+//! migration target, routed NICs are connected only when the migration
+//! is committed (their route must not move before the instance does).
+//! Stopping removes routed NICs' rules and routes.
+//!
+//! Security: `security_model=user` runs QEMU as `security_domain`;
+//! `security_model=pool` reserves a uid from the cluster's uid pool
+//! ([`super::uidpool`]; the pool definition is the one ssconf value the
+//! node side reads itself, as Ganeti does) and records it in the runtime
+//! file, to give it back when the instance stops. QEMU 9.1 and later are
+//! told with `-run-with user=`, older ones with `-runas`.
 
 pub mod cmdline;
 pub mod qmp;
 
 use super::{
-    check_instance_name, HostInfo, HvError, Hypervisor, MigrationMode, MigrationOutcome, StartMode,
+    check_instance_name, uidpool, HostInfo, HvError, Hypervisor, MigrationMode, MigrationOutcome,
+    StartMode,
 };
+use crate::net::tap::{self, TapNic};
 use crate::paths::Paths;
 use crate::rpc::proto::{
     AssembledDisk, ConsoleInfo, HvInstanceInfo, InstanceSpec, MigrationStatus, NodeHvInfo, Params,
 };
 use crate::sys::cmd::{Command, Runner};
-use cmdline::{hv_str, Accel, Boot, InstanceFiles};
+use cmdline::{hv_str, Accel, Boot, InstanceFiles, RunAsFlag, Security};
 use qmp::{QemuVersion, QmpClient};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +52,12 @@ pub const NAME: &str = "kvm";
 
 /// How long one QMP answer may take.
 const QMP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a start waits for a new QEMU's monitor to answer.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most of QEMU's stderr quoted in a start error.
+const STDERR_TAIL_BYTES: usize = 2048;
 
 /// Default `migration_port` (Ganeti's default).
 pub const DEFAULT_MIGRATION_PORT: u64 = 8102;
@@ -45,6 +71,21 @@ pub struct Runtime {
     pub memory_mib: u64,
     /// vCPUs.
     pub vcpus: u32,
+    /// The NICs and their taps, to undo their setup when QEMU stops.
+    #[serde(default)]
+    pub nics: Vec<RuntimeNic>,
+    /// The uid reserved from the uid pool (`security_model=pool`).
+    #[serde(default)]
+    pub uid: Option<u32>,
+}
+
+/// One NIC as the runtime file records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RuntimeNic {
+    /// The tap device.
+    pub tap: String,
+    /// The NIC as started.
+    pub nic: crate::rpc::proto::NicSpec,
 }
 
 /// The KVM hypervisor of one node.
@@ -53,6 +94,7 @@ pub struct KvmHypervisor {
     runner: Arc<dyn Runner>,
     root: PathBuf,
     dev_kvm: PathBuf,
+    start_timeout: Option<Duration>,
 }
 
 impl KvmHypervisor {
@@ -63,7 +105,16 @@ impl KvmHypervisor {
             runner,
             root: paths.run_dir().join("kvm-hypervisor"),
             dev_kvm: PathBuf::from("/dev/kvm"),
+            start_timeout: Some(START_TIMEOUT),
         }
+    }
+
+    /// Sets how long a start waits for QEMU's monitor; `None` skips the
+    /// wait (and so the check that QEMU runs), for tests whose runner only
+    /// records the QEMU command.
+    pub fn with_start_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.start_timeout = timeout;
+        self
     }
 
     /// The files QEMU uses for `name`.
@@ -155,6 +206,63 @@ impl KvmHypervisor {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// The flag and pool user QEMU needs for the instance's security
+    /// model; reserves a uid for `pool` (the caller unlocks or releases it).
+    fn security(
+        &self,
+        instance: &InstanceSpec,
+    ) -> Result<(Security, Option<uidpool::LockedUid>), HvError> {
+        let model = hv_str(&instance.hvparams, "security_model");
+        if model != "user" && model != "pool" {
+            return Ok((Security::default(), None));
+        }
+        let version = self.local_version(&instance.hvparams)?;
+        let flag = RunAsFlag::for_version(version.major, version.minor);
+        if model == "user" {
+            return Ok((
+                Security {
+                    flag,
+                    pool_user: None,
+                },
+                None,
+            ));
+        }
+        let pool_err = |source| HvError::UidPool {
+            instance: instance.name.clone(),
+            source,
+        };
+        // The one ssconf value the node side reads (as Ganeti's hv_kvm does).
+        let text = crate::ssconf::read(&self.paths, "uid_pool").unwrap_or_default();
+        let ranges = uidpool::parse(&text).map_err(pool_err)?;
+        let locked =
+            uidpool::request_unused(&self.paths, &ranges, &crate::sys::proc::uid_has_processes)
+                .map_err(pool_err)?;
+        let uid = locked.uid();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let user = match (flag, uidpool::passwd_entry(&passwd, uid)) {
+            (RunAsFlag::RunWith, Some((_, gid))) => format!("{uid}:{gid}"),
+            (RunAsFlag::RunWith, None) => format!("{uid}:{uid}"),
+            (RunAsFlag::Runas, Some((name, _))) => name,
+            (RunAsFlag::Runas, None) => {
+                let _ = locked.release();
+                return Err(HvError::State {
+                    instance: instance.name.clone(),
+                    reason: format!(
+                        "uid {uid} of the uid pool has no user in /etc/passwd, \
+                         which this QEMU's -runas needs"
+                    ),
+                });
+            }
+        };
+        Ok((
+            Security {
+                flag,
+                pool_user: Some(user),
+            },
+            Some(locked),
+        ))
+    }
+
     fn launch(
         &self,
         instance: &InstanceSpec,
@@ -163,37 +271,76 @@ impl KvmHypervisor {
     ) -> Result<(), HvError> {
         self.ensure_dirs()?;
         let files = self.files(&instance.name)?;
-        let argv = cmdline::build(
+        let (security, locked_uid) = self.security(instance)?;
+        let give_back = |locked: Option<uidpool::LockedUid>| {
+            if let Some(l) = locked {
+                let _ = l.release();
+            }
+        };
+        let argv = match cmdline::build(
             instance,
             disks,
             &files,
             self.accel(&instance.hvparams),
+            &security,
             boot,
-        )?;
-        if crate::hv::kvm::cmdline::hv_bool(&instance.hvparams, "use_chroot", false) {
-            crate::sys::fs::ensure_dir(&files.chroot_dir, 0o750)
-                .map_err(Self::fs_err("creating the chroot directory".into()))?;
-        }
-        // Stale sockets of a dead QEMU would make the new one fail to bind.
-        let _ = std::fs::remove_file(&files.qmp_socket);
-        let _ = std::fs::remove_file(&files.serial_socket);
-        let runtime = Runtime {
-            argv: argv.clone(),
-            memory_mib: super::beparam_mib(instance, "maxmem")?,
-            vcpus: super::beparam_vcpus(instance)?,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                give_back(locked_uid);
+                return Err(e);
+            }
         };
-        let data = serde_json::to_vec(&runtime).expect("strings and integers serialise");
-        crate::sys::fs::atomic_write(&self.runtime_file(&instance.name), &data, 0o640).map_err(
-            Self::fs_err(format!("writing the runtime file of {}", instance.name)),
-        )?;
-        // With -daemonize QEMU returns once the VM is set up (or failed).
-        self.runner
-            .run(&Command::new(argv))
-            .map_err(|source| HvError::Command {
-                instance: instance.name.clone(),
-                what: "starting QEMU".into(),
-                source: Box::new(source),
-            })?;
+        let nics: Vec<RuntimeNic> = instance
+            .nics
+            .iter()
+            .enumerate()
+            .map(|(idx, nic)| RuntimeNic {
+                tap: cmdline::tap_name(instance, idx),
+                nic: nic.clone(),
+            })
+            .collect();
+        let prepared = self.prepare_files(instance, &files, argv.clone(), &nics, &locked_uid);
+        if let Err(e) = prepared {
+            give_back(locked_uid);
+            return Err(e);
+        }
+        // With -daemonize QEMU returns once the VM is set up (or failed);
+        // what it said on stderr before detaching is all we get.
+        let stderr = match self.runner.run(&Command::new(argv)) {
+            Ok(out) => out.stderr,
+            Err(source) => {
+                let _ = self.cleanup(&instance.name);
+                give_back(locked_uid);
+                return Err(HvError::Command {
+                    instance: instance.name.clone(),
+                    what: "starting QEMU".into(),
+                    source: Box::new(source),
+                });
+            }
+        };
+        if let Some(timeout) = self.start_timeout {
+            if let Err(reason) = self.wait_started(&instance.name, timeout) {
+                self.kill_now(&instance.name);
+                let _ = self.cleanup(&instance.name);
+                give_back(locked_uid);
+                return Err(HvError::StartFailed {
+                    instance: instance.name.clone(),
+                    reason,
+                    stderr_tail: tail(&stderr, STDERR_TAIL_BYTES),
+                });
+            }
+        }
+        // QEMU runs under the uid now: the lock file alone marks it taken.
+        if let Some(l) = locked_uid {
+            l.unlock();
+        }
+        let incoming = matches!(boot, Boot::Incoming(_));
+        if let Err(e) = self.configure_nics(&instance.name, &nics, incoming) {
+            self.kill_now(&instance.name);
+            let _ = self.cleanup(&instance.name);
+            return Err(e);
+        }
         let pw_file = hv_str(&instance.hvparams, "vnc_password_file");
         if !pw_file.is_empty() {
             let pw = crate::sys::fs::read(std::path::Path::new(pw_file))
@@ -210,8 +357,128 @@ impl KvmHypervisor {
         Ok(())
     }
 
+    /// Chroot directory, stale sockets and the runtime file before QEMU runs.
+    fn prepare_files(
+        &self,
+        instance: &InstanceSpec,
+        files: &InstanceFiles,
+        argv: Vec<String>,
+        nics: &[RuntimeNic],
+        locked_uid: &Option<uidpool::LockedUid>,
+    ) -> Result<(), HvError> {
+        if cmdline::hv_bool(&instance.hvparams, "use_chroot", false) {
+            crate::sys::fs::ensure_dir(&files.chroot_dir, 0o750)
+                .map_err(Self::fs_err("creating the chroot directory".into()))?;
+        }
+        // Stale sockets of a dead QEMU would make the new one fail to bind.
+        let _ = std::fs::remove_file(&files.qmp_socket);
+        let _ = std::fs::remove_file(&files.serial_socket);
+        let runtime = Runtime {
+            argv,
+            memory_mib: super::beparam_mib(instance, "maxmem")?,
+            vcpus: super::beparam_vcpus(instance)?,
+            nics: nics.to_vec(),
+            uid: locked_uid.as_ref().map(uidpool::LockedUid::uid),
+        };
+        let data = serde_json::to_vec(&runtime).expect("strings and integers serialise");
+        crate::sys::fs::atomic_write(&self.runtime_file(&instance.name), &data, 0o640).map_err(
+            Self::fs_err(format!("writing the runtime file of {}", instance.name)),
+        )
+    }
+
+    /// Waits until QEMU's pid file names a live process whose monitor
+    /// answers; the reason why not otherwise.
+    fn wait_started(&self, name: &str, timeout: Duration) -> Result<(), String> {
+        let files = self.files(name).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + timeout;
+        let mut last = "QEMU wrote no pid file".to_string();
+        loop {
+            let pid = std::fs::read_to_string(&files.pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok());
+            match pid {
+                Some(pid) if !crate::sys::proc::is_running(pid) => {
+                    return Err(format!("QEMU (pid {pid}) exited right after starting"));
+                }
+                Some(_) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match QmpClient::connect(
+                        &files.qmp_socket,
+                        left.max(Duration::from_millis(100)),
+                    )
+                    .and_then(|mut c| c.query_status())
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(e) => last = format!("QEMU's monitor does not answer: {e}"),
+                    }
+                }
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{last} within {} s", timeout.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Connects each NIC's tap; on a migration target routed NICs wait for
+    /// the commit. The first failure is returned, with the NIC named.
+    fn configure_nics(
+        &self,
+        name: &str,
+        nics: &[RuntimeNic],
+        incoming: bool,
+    ) -> Result<(), HvError> {
+        for (index, n) in nics.iter().enumerate() {
+            if incoming && n.nic.mode == "routed" {
+                continue;
+            }
+            let nic = TapNic {
+                instance: name,
+                index,
+                nic: &n.nic,
+                tap: &n.tap,
+            };
+            tap::configure(&self.paths, self.runner.as_ref(), &nic).map_err(|source| {
+                HvError::Nic {
+                    instance: name.to_string(),
+                    source: Box::new(source),
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Ends a QEMU at once (a failed start): SIGKILL, then waits for it.
+    fn kill_now(&self, name: &str) {
+        if let Ok(Some(pid)) = self.pid(name) {
+            let _ = crate::sys::proc::send_signal(pid, crate::sys::proc::StopSignal::Kill);
+            self.wait_gone(pid, Duration::from_secs(5));
+        }
+    }
+
+    /// Removes the instance's files once QEMU is gone, undoing what
+    /// outlives it: routed NICs' rules and routes, the pool uid.
     fn cleanup(&self, name: &str) -> Result<(), HvError> {
         let files = self.files(name)?;
+        let mut result = Ok(());
+        if let Some(rt) = self.read_runtime(name) {
+            for (index, n) in rt.nics.iter().enumerate() {
+                let nic = TapNic {
+                    instance: name,
+                    index,
+                    nic: &n.nic,
+                    tap: &n.tap,
+                };
+                tap::teardown(self.runner.as_ref(), &nic);
+            }
+            if let Some(uid) = rt.uid {
+                result = uidpool::release(&self.paths, uid).map_err(|source| HvError::UidPool {
+                    instance: name.to_string(),
+                    source,
+                });
+            }
+        }
         for f in [
             files.pid_file,
             files.qmp_socket,
@@ -220,7 +487,7 @@ impl KvmHypervisor {
         ] {
             let _ = std::fs::remove_file(f);
         }
-        Ok(())
+        result
     }
 
     fn wait_gone(&self, pid: u32, timeout: Duration) -> bool {
@@ -277,6 +544,16 @@ impl KvmHypervisor {
     }
 }
 
+/// The last `max` bytes of `text` (on a character boundary), trimmed.
+fn tail(text: &str, max: usize) -> String {
+    let t = text.trim();
+    let mut start = t.len().saturating_sub(max);
+    while !t.is_char_boundary(start) {
+        start += 1;
+    }
+    t[start..].to_string()
+}
+
 fn state_of(qemu_status: &str) -> &'static str {
     match qemu_status {
         "running" => "running",
@@ -311,11 +588,17 @@ impl Hypervisor for KvmHypervisor {
             network_port: Some(cmdline::VNC_BASE_PORT + 1),
         };
         let files = self.files(&dummy.name)?;
+        // The pool's uid is chosen at start; any user checks the syntax.
+        let security = Security {
+            flag: RunAsFlag::Runas,
+            pool_user: Some("nobody".into()),
+        };
         cmdline::build(
             &dummy,
             &[],
             &files,
             Accel::Tcg,
+            &security,
             &Boot::Fresh(StartMode::Running),
         )
         .map(drop)
@@ -554,6 +837,28 @@ impl Hypervisor for KvmHypervisor {
                     "querying the status",
                     QmpClient::query_status,
                 )?;
+                // Routed NICs were left alone while the source still ran.
+                let routed: Vec<RuntimeNic> = self
+                    .read_runtime(&instance.name)
+                    .map(|rt| rt.nics)
+                    .unwrap_or_default();
+                for (index, n) in routed.iter().enumerate() {
+                    if n.nic.mode != "routed" {
+                        continue;
+                    }
+                    let nic = TapNic {
+                        instance: &instance.name,
+                        index,
+                        nic: &n.nic,
+                        tap: &n.tap,
+                    };
+                    tap::configure(&self.paths, self.runner.as_ref(), &nic).map_err(|source| {
+                        HvError::Nic {
+                            instance: instance.name.clone(),
+                            source: Box::new(source),
+                        }
+                    })?;
+                }
                 if status == "paused" || status == "postmigrate" {
                     self.qmp_do(&instance.name, "resuming", QmpClient::cont)?;
                 }
@@ -596,7 +901,7 @@ mod tests {
 
     fn kvm(p: &Paths) -> (KvmHypervisor, Arc<RecordingRunner>) {
         let r = Arc::new(RecordingRunner::new());
-        (KvmHypervisor::new(p, r.clone()), r)
+        (KvmHypervisor::new(p, r.clone()).with_start_timeout(None), r)
     }
 
     fn tcg_instance(name: &str) -> InstanceSpec {
@@ -650,6 +955,216 @@ mod tests {
         cleanup(&p);
     }
 
+    fn nic(mode: &str, link: &str, ip: Option<&str>) -> crate::rpc::proto::NicSpec {
+        crate::rpc::proto::NicSpec {
+            uuid: format!("uuid-{mode}"),
+            name: None,
+            mac: "aa:00:00:00:00:01".into(),
+            ip: ip.map(str::to_string),
+            mode: mode.into(),
+            link: link.into(),
+            vlan: String::new(),
+            network: None,
+        }
+    }
+
+    #[test]
+    fn start_connects_each_nic_after_qemu_and_stop_removes_routes() {
+        let p = node("kvm-nics");
+        let (hv, r) = kvm(&p);
+        let mut i = tcg_instance("k1");
+        i.uuid = "0b9f5e8a-1c2d-4e5f-8a9b-0c1d2e3f4a5b".into();
+        i.nics = vec![
+            nic("bridged", "br0", None),
+            nic("routed", "100", Some("192.0.2.5")),
+        ];
+        r.push_answer(Ok("")); // QEMU
+        r.push_answer(Ok("")); // address
+        r.push_answer(Ok("5: br0: <UP> mtu 1500 qdisc noqueue\n"));
+        for _ in 0..4 {
+            r.push_answer(Ok("")); // mtu, up, master, up
+        }
+        r.push_answer(Err("RTNETLINK answers: No such file or directory")); // no old rule
+        hv.start(&i, &[], StartMode::Running).unwrap();
+        let calls: Vec<String> = r.calls().iter().map(Command::display).collect();
+        assert!(calls[0].starts_with("qemu-system-x86_64 "), "{calls:?}");
+        assert_eq!(
+            calls[1..],
+            [
+                "ip link set dev gnt0b9f5e8an0 address fe:00:00:00:00:01",
+                "ip -o link show dev br0",
+                "ip link set dev gnt0b9f5e8an0 mtu 1500",
+                "ip link set dev gnt0b9f5e8an0 up",
+                "ip link set dev gnt0b9f5e8an0 master br0",
+                "ip link set dev gnt0b9f5e8an1 up",
+                "ip rule del dev gnt0b9f5e8an1",
+                "ip rule add dev gnt0b9f5e8an1 table 100",
+                "ip route replace 192.0.2.5 table 100 proto static dev gnt0b9f5e8an1",
+            ]
+        );
+        assert!(r.calls()[1]
+            .env
+            .contains(&("INTERFACE".to_string(), "gnt0b9f5e8an0".to_string())));
+        let rt = hv.read_runtime("k1").unwrap();
+        assert_eq!(rt.nics.len(), 2);
+        assert_eq!(rt.nics[1].tap, "gnt0b9f5e8an1");
+        // Nothing really runs: stop only cleans up, routes included.
+        hv.stop(&i, Duration::from_secs(1)).unwrap();
+        let calls: Vec<String> = r.calls().iter().map(Command::display).collect();
+        assert_eq!(
+            calls[10..],
+            [
+                "ip route del 192.0.2.5 table 100 dev gnt0b9f5e8an1",
+                "ip rule del dev gnt0b9f5e8an1 table 100",
+            ]
+        );
+        assert!(hv.read_runtime("k1").is_none());
+        cleanup(&p);
+    }
+
+    #[test]
+    fn a_nic_failure_fails_the_start_and_cleans_up() {
+        let p = node("kvm-nicfail");
+        let (hv, r) = kvm(&p);
+        let mut i = tcg_instance("k1");
+        i.nics = vec![nic("bridged", "br0", None), nic("routed", "", None)];
+        r.push_answer(Ok("")); // QEMU
+        let e = crate::error::chain(&hv.start(&i, &[], StartMode::Running).unwrap_err());
+        assert!(
+            e.contains("instance k1: network setup failed")
+                && e.contains("NIC 1 (tap gntuuidk1n1)")
+                && e.contains("routed mode needs an IP"),
+            "{e}"
+        );
+        assert!(hv.read_runtime("k1").is_none());
+        let r2 = Arc::new(RecordingRunner::new());
+        let hv2 = KvmHypervisor::new(&p, r2.clone()).with_start_timeout(None);
+        r2.push_answer(Ok("")); // QEMU
+        r2.push_answer(Err("Cannot find device \"br0\"")); // address
+        let e = crate::error::chain(
+            &hv2.start(
+                &tcg_instance_with(nic("bridged", "br0", None)),
+                &[],
+                StartMode::Running,
+            )
+            .unwrap_err(),
+        );
+        assert!(
+            e.contains("NIC 0 (tap gntuuidk2n0)")
+                && e.contains("`ip link set dev gntuuidk2n0 address fe:00:00:00:00:01` failed")
+                && e.contains("Cannot find device"),
+            "{e}"
+        );
+        // On a migration target a routed NIC waits for the commit.
+        let (hv3, r3) = kvm(&p);
+        r3.push_answer(Ok("QEMU emulator version 10.0.2\n"));
+        hv3.accept_instance(
+            &tcg_instance_with(nic("routed", "", Some("192.0.2.9"))),
+            &json!({}),
+            "127.0.0.2",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r3.calls().len(), 2, "{:?}", r3.calls());
+        cleanup(&p);
+    }
+
+    fn tcg_instance_with(n: crate::rpc::proto::NicSpec) -> InstanceSpec {
+        let mut i = tcg_instance("k2");
+        i.nics = vec![n];
+        i
+    }
+
+    #[test]
+    fn pool_security_reserves_a_uid_and_stop_gives_it_back() {
+        let p = node("kvm-pool");
+        let (hv, r) = kvm(&p);
+        let mut i = tcg_instance("k1");
+        i.hvparams.insert("security_model".into(), json!("pool"));
+        r.push_answer(Ok("QEMU emulator version 10.0.2\n"));
+        let e = crate::error::chain(&hv.start(&i, &[], StartMode::Running).unwrap_err());
+        assert!(
+            e.contains("instance k1: uid pool") && e.contains("empty"),
+            "{e}"
+        );
+        std::fs::create_dir_all(p.ssconf_file("uid_pool").parent().unwrap()).unwrap();
+        crate::sys::fs::atomic_write(&p.ssconf_file("uid_pool"), b"3999000-3999001\n", 0o444)
+            .unwrap();
+        r.push_answer(Ok("QEMU emulator version 10.0.2\n"));
+        hv.start(&i, &[], StartMode::Running).unwrap();
+        let rt = hv.read_runtime("k1").unwrap();
+        let uid = rt.uid.unwrap();
+        assert!((3999000..=3999001).contains(&uid));
+        let argv = rt.argv.join(" ");
+        assert!(argv.contains(&format!("-run-with user={uid}:")), "{argv}");
+        let lock = uidpool::lock_dir(&p).join(uid.to_string());
+        assert!(lock.exists());
+        hv.stop(&i, Duration::from_secs(1)).unwrap();
+        assert!(!lock.exists());
+        // An old QEMU gets -runas and needs a passwd entry for the uid.
+        r.push_answer(Ok("QEMU emulator version 8.2.0\n"));
+        let e = hv
+            .start(&i, &[], StartMode::Running)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no user in /etc/passwd"), "{e}");
+        assert!(std::fs::read_dir(uidpool::lock_dir(&p))
+            .unwrap()
+            .next()
+            .is_none());
+        cleanup(&p);
+    }
+
+    /// Writes an executable stand-in for QEMU.
+    fn script(p: &Paths, name: &str, body: &str) -> String {
+        let path = p.root().join(name);
+        crate::sys::fs::atomic_write(&path, format!("#!/bin/sh\n{body}\n").as_bytes(), 0o755)
+            .unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn qemu_dying_at_start_fails_with_its_stderr_and_cleans_up() {
+        let p = node("kvm-dying");
+        let hv = KvmHypervisor::new(&p, Arc::new(crate::sys::cmd::RealRunner));
+        let mut i = tcg_instance("k1");
+        // Exits 1 before daemonizing, like a bad -drive.
+        let bad = script(
+            &p,
+            "qemu-bad",
+            "echo 'qemu-system-x86_64: -drive file=/nope: Could not open' >&2; exit 1",
+        );
+        i.hvparams.insert("kvm_path".into(), json!(bad));
+        let e = crate::error::chain(&hv.start(&i, &[], StartMode::Running).unwrap_err());
+        assert!(
+            e.contains("instance k1: starting QEMU") && e.contains("Could not open"),
+            "{e}"
+        );
+        assert!(hv.read_runtime("k1").is_none());
+        // Daemonizes "successfully" but the VM process is already gone.
+        let dies = script(
+            &p,
+            "qemu-dies",
+            "while [ $# -gt 0 ]; do [ \"$1\" = -pidfile ] && pf=$2; shift; done\n\
+             sh -c 'exit 0' & wait\necho $! > \"$pf\"\n\
+             echo 'qemu-system-x86_64: warning: host lacks the feature' >&2",
+        );
+        i.hvparams.insert("kvm_path".into(), json!(dies));
+        let e = hv
+            .start(&i, &[], StartMode::Running)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("QEMU failed to start: QEMU (pid")
+                && e.contains("exited right after starting")
+                && e.contains("QEMU said: qemu-system-x86_64: warning: host lacks the feature"),
+            "{e}"
+        );
+        assert!(hv.read_runtime("k1").is_none());
+        assert!(!hv.files("k1").unwrap().pid_file.exists());
+        cleanup(&p);
+    }
+
     /// A stand-in QEMU: a real process (so pid checks work) plus a fake QMP
     /// server that kills it on `system_powerdown`/`quit`.
     fn fake_qemu(
@@ -665,6 +1180,8 @@ mod tests {
             argv: vec![],
             memory_mib: 512,
             vcpus: 2,
+            nics: vec![],
+            uid: None,
         };
         crate::sys::fs::atomic_write(
             &hv.runtime_file(name),

@@ -179,6 +179,36 @@ pub fn lock_exclusive(path: &Path) -> Result<File, FsError> {
     Ok(file)
 }
 
+/// Writes `data` into the existing kernel knob `path` (`/proc/sys/…`,
+/// `/sys/…`) in place: such files cannot be replaced by a rename, and
+/// their writes are atomic already.
+pub fn write_kernel_knob(path: &Path, data: &[u8]) -> Result<(), FsError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err("opening", path))?;
+    file.write_all(data).map_err(io_err("writing", path))
+}
+
+/// Takes an exclusive `flock` on `path` (created 0644 if missing) without
+/// waiting: `Ok(None)` when another open file holds it. The lock lasts as
+/// long as the returned file. For the uid pool's per-uid lock files.
+pub fn try_lock_exclusive(path: &Path) -> Result<Option<File>, FsError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .map_err(io_err("opening lock file", path))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(io_err("locking", path)(e.into())),
+    }
+}
+
 /// A daemon's pid file, exclusively locked (`flock`) for as long as this
 /// value lives. The lock, not the pid written in the file, says whether the
 /// daemon runs: it disappears with the process, however it dies.

@@ -67,6 +67,32 @@ pub fn mlockall() -> std::io::Result<()> {
         .map_err(Into::into)
 }
 
+/// Whether any process runs with real or effective user id `uid`
+/// (Ganeti's `pgrep -u` check), from the `Uid:` lines of `/proc/*/status`.
+/// Processes that vanish while being read are skipped.
+pub fn uid_has_processes(uid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        if !name.to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+            return false;
+        }
+        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+            return false;
+        };
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .is_some_and(|ids| {
+                ids.split_whitespace()
+                    .take(2)
+                    .any(|id| id.parse::<u32>() == Ok(uid))
+            })
+    })
+}
+
 /// Effective user id.
 pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()

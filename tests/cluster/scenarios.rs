@@ -4,6 +4,7 @@ mod cluster_init;
 mod instance_moves;
 mod instances;
 mod job_queue;
+mod kvm_net;
 mod listing;
 mod luxi_python;
 mod multi_node;

@@ -44,6 +44,45 @@ pub enum Boot {
     Incoming(String),
 }
 
+/// How QEMU is told to drop root: `-runas USER` (QEMU before 9.1; QEMU
+/// 10 no longer has it) or `-run-with user=USER` (9.1 on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunAsFlag {
+    /// `-runas USER`.
+    #[default]
+    Runas,
+    /// `-run-with user=USER`.
+    RunWith,
+}
+
+impl RunAsFlag {
+    /// The flag QEMU `major.minor` understands.
+    pub fn for_version(major: u64, minor: u64) -> Self {
+        if (major, minor) >= (9, 1) {
+            RunAsFlag::RunWith
+        } else {
+            RunAsFlag::Runas
+        }
+    }
+
+    fn args(self, user: &str) -> [String; 2] {
+        match self {
+            RunAsFlag::Runas => ["-runas".into(), user.into()],
+            RunAsFlag::RunWith => ["-run-with".into(), format!("user={user}")],
+        }
+    }
+}
+
+/// Who QEMU runs as, decided on the node before the command line is built.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    /// The flag this QEMU takes.
+    pub flag: RunAsFlag,
+    /// For `security_model=pool`: the user reserved from the uid pool
+    /// (`UID:GID` with `-run-with`, a user name with `-runas`).
+    pub pool_user: Option<String>,
+}
+
 /// A string hvparam; missing or null is `""`.
 pub fn hv_str<'a>(hvparams: &'a Params, key: &str) -> &'a str {
     hvparams
@@ -90,6 +129,7 @@ pub fn build(
     disks: &[AssembledDisk],
     files: &InstanceFiles,
     accel: Accel,
+    security: &Security,
     boot: &Boot,
 ) -> Result<Vec<String>, HvError> {
     let hvp = &instance.hvparams;
@@ -273,8 +313,8 @@ pub fn build(
         push(&["-drive", &drive]);
     }
 
-    // NICs: one tap per NIC, named after the instance's NIC index; the
-    // tap itself is set up by the node's networking (net::tap, issue 5).
+    // NICs: one tap per NIC, named after the instance's NIC index; QEMU
+    // creates it, and the hypervisor connects it afterwards (net::tap).
     let model = match hv_str(hvp, "nic_type") {
         "" | "paravirtual" => "virtio-net-pci",
         m @ ("e1000" | "rtl8139" | "ne2k_pci" | "pcnet" | "i82551" | "i82557b" | "i82559er") => m,
@@ -310,16 +350,24 @@ pub fn build(
                     "security_model=user needs a user name",
                 ));
             }
-            push(&["-runas", user]);
+            plain(instance, "security_domain", user)?;
+            let a = security.flag.args(user);
+            push(&[&a[0], &a[1]]);
         }
-        "pool" => {
-            return Err(bad(
-                instance,
-                "security_model",
-                "pool",
-                "the uid pool is not built yet (TODO issue 5)",
-            ))
-        }
+        "pool" => match &security.pool_user {
+            Some(user) => {
+                let a = security.flag.args(user);
+                push(&[&a[0], &a[1]]);
+            }
+            None => {
+                return Err(bad(
+                    instance,
+                    "security_model",
+                    "pool",
+                    "no uid was reserved from the node's uid pool",
+                ))
+            }
+        },
         other => {
             return Err(bad(
                 instance,
@@ -399,6 +447,7 @@ mod tests {
             &[disk("/dev/loop0")],
             &files(),
             Accel::Tcg,
+            &Security::default(),
             &Boot::Fresh(StartMode::Running),
         )
         .unwrap();
@@ -441,6 +490,7 @@ mod tests {
             &[disk("/dev/loop1")],
             &files(),
             Accel::Kvm,
+            &Security::default(),
             &Boot::Fresh(StartMode::Paused),
         )
         .unwrap();
@@ -482,6 +532,7 @@ mod tests {
             &[],
             &files(),
             Accel::Tcg,
+            &Security::default(),
             &Boot::Incoming("tcp:127.0.0.2:8102".into()),
         )
         .unwrap();
@@ -494,6 +545,38 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with("-incoming tcp:127.0.0.2:8102"), "{s}");
+    }
+
+    #[test]
+    fn run_as_flags_follow_the_qemu_version() {
+        assert_eq!(RunAsFlag::for_version(9, 0), RunAsFlag::Runas);
+        assert_eq!(RunAsFlag::for_version(9, 1), RunAsFlag::RunWith);
+        assert_eq!(RunAsFlag::for_version(10, 0), RunAsFlag::RunWith);
+        let mut i = instance("i1", "kvm", 128);
+        i.hvparams.insert("security_model".into(), json!("pool"));
+        let pool = Security {
+            flag: RunAsFlag::RunWith,
+            pool_user: Some("5000:5000".into()),
+        };
+        let run = |i: &InstanceSpec, sec: &Security| {
+            build(
+                i,
+                &[],
+                &files(),
+                Accel::Tcg,
+                sec,
+                &Boot::Fresh(StartMode::Running),
+            )
+            .map(|a| joined(&a))
+        };
+        assert!(run(&i, &pool).unwrap().contains("-run-with user=5000:5000"));
+        i.hvparams =
+            serde_json::from_value(json!({"security_model": "user", "security_domain": "qemu"}))
+                .unwrap();
+        assert!(run(&i, &pool).unwrap().contains("-run-with user=qemu"));
+        assert!(run(&i, &Security::default())
+            .unwrap()
+            .contains("-runas qemu"));
     }
 
     #[test]
@@ -519,6 +602,7 @@ mod tests {
                 &[],
                 &files(),
                 Accel::Tcg,
+                &Security::default(),
                 &Boot::Fresh(StartMode::Running),
             )
             .unwrap_err()
@@ -533,6 +617,7 @@ mod tests {
             &[disk("/x,if=none")],
             &files(),
             Accel::Tcg,
+            &Security::default(),
             &Boot::Fresh(StartMode::Running),
         )
         .unwrap_err()
