@@ -68,7 +68,11 @@ fn admin_state_name(s: AdminState) -> &'static str {
 
 /// Ganeti's `CheckInstanceState` for operations that need the instance
 /// marked down (`allowed` lists the admin states that are fine).
-fn check_admin_state(inst: &Instance, allowed: &[AdminState], what: &str) -> Result<(), LuError> {
+pub(super) fn check_admin_state(
+    inst: &Instance,
+    allowed: &[AdminState],
+    what: &str,
+) -> Result<(), LuError> {
     if allowed.contains(&inst.admin_state) {
         return Ok(());
     }
@@ -84,7 +88,7 @@ fn check_admin_state(inst: &Instance, allowed: &[AdminState], what: &str) -> Res
 
 /// The second half of `CheckInstanceState`: the instance must not run on
 /// its primary node (asked at the start of `exec`, still a prerequisite).
-fn check_not_running(
+pub(super) fn check_not_running(
     ctx: &mut LuContext<'_>,
     cfg: &ConfigData,
     inst: &Instance,

@@ -871,7 +871,7 @@ fn disappeared(inst: &str) -> ConfigError {
 }
 
 /// The nodes a disk lives on (the primary for templates keeping no list).
-fn disk_nodes(disk: &Disk, inst: &Instance) -> Vec<Uuid> {
+pub(in crate::cmdlib::instance) fn disk_nodes(disk: &Disk, inst: &Instance) -> Vec<Uuid> {
     let mut nodes: Vec<Uuid> = disk.all_nodes().into_iter().cloned().collect();
     if nodes.is_empty() {
         nodes.push(inst.primary_node.clone());
@@ -880,7 +880,12 @@ fn disk_nodes(disk: &Disk, inst: &Instance) -> Vec<Uuid> {
     nodes
 }
 
-fn blockdev_args(cfg: &ConfigData, inst: &Instance, disk: &Disk, node: &Uuid) -> BlockdevArgs {
+pub(in crate::cmdlib::instance) fn blockdev_args(
+    cfg: &ConfigData,
+    inst: &Instance,
+    disk: &Disk,
+    node: &Uuid,
+) -> BlockdevArgs {
     BlockdevArgs {
         disk: spec::disk_spec(disk, &spec::template_diskparams(cfg, inst, &disk.dev_type)),
         instance_name: inst.name.as_str().to_string(),
@@ -890,7 +895,7 @@ fn blockdev_args(cfg: &ConfigData, inst: &Instance, disk: &Disk, node: &Uuid) ->
 }
 
 /// Removes `disk` from `nodes`, returning the failures as messages.
-fn remove_from(
+pub(in crate::cmdlib::instance) fn remove_from(
     ctx: &mut LuContext<'_>,
     cfg: &ConfigData,
     inst: &Instance,
