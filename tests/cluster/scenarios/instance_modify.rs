@@ -171,3 +171,87 @@ fn nics_and_file_disks_are_added_removed_and_recreated() {
     assert_eq!(std::fs::metadata(&first[0]).unwrap().len(), 20 << 20);
     c.run("node1", "gnt-instance", &["startup", "m1"]).ok();
 }
+
+/// A copy of the image OS that also declares `label`.
+fn image_with_label(c: &TestCluster) -> PathBuf {
+    let dir = c.base.join("os-imgx");
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(image_os()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    let mut list = std::fs::read_to_string(dir.join("parameters.list")).unwrap();
+    list.push_str("label A label the new OS does not know\n");
+    std::fs::write(dir.join("parameters.list"), list).unwrap();
+    dir
+}
+
+#[test]
+fn reinstall_keeps_only_the_os_parameters_the_new_os_knows() {
+    let c = TestCluster::new(1);
+    c.init_multi(&[]).ok();
+    c.install_os("node1", "image", &image_os());
+    let imgx = image_with_label(&c);
+    c.install_os("node1", "imgx", &imgx);
+    c.run(
+        "node1",
+        "gnt-instance",
+        &[
+            "add",
+            "-t",
+            "file",
+            "--disk",
+            "0:size=16M",
+            "-o",
+            "imgx+default",
+            "-O",
+            "size=8,label=old",
+            "-H",
+            "fake",
+            "--no-name-check",
+            "--no-ip-check",
+            "-n",
+            "node1",
+            "--no-start",
+            "k1",
+        ],
+    )
+    .ok();
+    let osparams = |c: &TestCluster| {
+        c.run(
+            "node1",
+            "gnt-instance",
+            &["list", "--no-headers", "-o", "os,custom_osparams", "k1"],
+        )
+        .ok()
+        .stdout
+    };
+    assert!(osparams(&c).contains("label"), "{}", osparams(&c));
+    // Without the option the old parameter goes along and the new OS
+    // refuses it.
+    let out = c
+        .run(
+            "node1",
+            "gnt-instance",
+            &["reinstall", "-f", "-o", "image+default", "k1"],
+        )
+        .failed();
+    assert!(out.stderr.contains("label"), "{}", out.stderr);
+    // With it, only what image knows (size) stays.
+    c.run(
+        "node1",
+        "gnt-instance",
+        &[
+            "reinstall",
+            "-f",
+            "-o",
+            "image+default",
+            "--keep-known-os-parameters",
+            "k1",
+        ],
+    )
+    .ok();
+    let now = osparams(&c);
+    assert!(now.starts_with("image+default"), "{now}");
+    assert!(now.contains("size") && !now.contains("label"), "{now}");
+}
