@@ -1420,6 +1420,33 @@ mod tests {
     }
 
     #[test]
+    fn active_disks_get_the_new_one_assembled_and_removal_failures_warn() {
+        let mut cfg = crate::config::test_support::generated(2, 1);
+        let inst = cfg.instances.values_mut().next().unwrap();
+        inst.admin_state = AdminState::Down;
+        inst.disks_active = true;
+        let c = TestCluster::with_config("disk-active", cfg);
+        let (out, log) = c.run(disks(json!([["add", -1, {"size": 64}]])));
+        assert!(matches!(out, OpOutcome::Success(_)), "{out:?} {log:?}");
+        let assembled = c.rpc.calls_of(proto::BLOCKDEV_ASSEMBLE);
+        assert_eq!(assembled.len(), 1);
+        assert_eq!(assembled[0].1["disk"]["iv_name"], "disk/1");
+        // A node that cannot remove the disk: reported, and the disk
+        // still leaves the config (Ganeti's RemoveDisks).
+        c.rpc
+            .answer(proto::BLOCKDEV_REMOVE, NODE1, Err("device busy".into()));
+        let (out, log) = c.run(disks(json!([["remove", 1, {}]])));
+        assert!(matches!(out, OpOutcome::Success(_)), "{out:?}");
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("WARNING: Could not remove disk disk/1")
+                    && l.ends_with("device busy")),
+            "{log:?}"
+        );
+        assert_eq!(instance(&c).disks.len(), 1);
+    }
+
+    #[test]
     fn failed_disk_creation_changes_nothing() {
         let c = cluster("disk-fail");
         let before = c.config();
