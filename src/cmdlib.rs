@@ -219,6 +219,9 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::InstanceGrowDisk(o) => {
             Box::new(instance::disks::LuInstanceGrowDisk::new(o.clone()))
         }
+        OpCode::InstanceRecreateDisks(o) => {
+            Box::new(instance::recreate::LuInstanceRecreateDisks::new(o.clone()))
+        }
         OpCode::InstanceFailover(o) => {
             Box::new(instance::migrate::LuInstanceFailover::new(o.clone()))
         }

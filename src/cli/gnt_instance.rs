@@ -620,6 +620,9 @@ struct ReinstallArgs {
     /// secret OS parameters key=val,…
     #[argh(option)]
     os_parameters_secret: Option<String>,
+    /// with -o: keep the instance's OS parameters the new OS declares, drop the others
+    #[argh(switch)]
+    keep_known_os_parameters: bool,
     /// only check, do not change
     #[argh(switch)]
     dry_run: bool,
@@ -1546,11 +1549,112 @@ fn reinstall(a: ReinstallArgs) -> u8 {
     if !ok {
         return EXIT_FAILURE;
     }
-    let jobs = selected
+    let mut jobs: Vec<(String, Value)> = selected
         .iter()
         .map(|n| (n.clone(), reinstall_op(&a, n).unwrap_or(Value::Null)))
         .collect();
+    if a.keep_known_os_parameters {
+        let Some(os) = &a.os_type else {
+            eprintln!("--keep-known-os-parameters needs the new OS, given with -o");
+            return EXIT_FAILURE;
+        };
+        let known = match os_known_parameters(&mut client, os, &opts) {
+            Ok(k) => k,
+            Err(code) => return code,
+        };
+        let own = match instances_osparams(&mut client) {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
+        for (name, op) in &mut jobs {
+            let given = op["osparams"].as_object().cloned().unwrap_or_default();
+            let empty = Map::new();
+            let mine = own.get(name.as_str()).unwrap_or(&empty);
+            op["osparams"] = Value::Object(keep_known_osparams(mine, &known, &given));
+        }
+    }
     instance_select::run_jobs(&mut client, jobs, multi, &opts)
+}
+
+/// `--keep-known-os-parameters` (Ganeti's reinstall option, done here
+/// because `OP_INSTANCE_REINSTALL` of 3.0 has no such field): the
+/// instance's own parameters that `known` (the new OS's
+/// `parameters.list`) lacks are reset with `default`, which drops them;
+/// `given` (`-O`) still wins.
+fn keep_known_osparams(
+    own: &Map<String, Value>,
+    known: &std::collections::BTreeSet<String>,
+    given: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut out: Map<String, Value> = own
+        .keys()
+        .filter(|k| !known.contains(*k) && !given.contains_key(*k))
+        .map(|k| (k.clone(), json!("default")))
+        .collect();
+    out.extend(given.clone());
+    out
+}
+
+/// The parameter names `os` (with or without variant) declares, from
+/// `OP_OS_DIAGNOSE`.
+fn os_known_parameters(
+    client: &mut crate::luxi::client::Client,
+    os: &str,
+    opts: &SubmitOpts,
+) -> Result<std::collections::BTreeSet<String>, u8> {
+    let base = os.split('+').next().unwrap_or(os);
+    let op = json!({"OP_ID": "OP_OS_DIAGNOSE", "output_fields": ["name", "parameters"],
+        "names": [base]});
+    let opts = SubmitOpts {
+        dry_run: false,
+        ..opts.clone()
+    };
+    let results =
+        super::job::submit_or_send(client, vec![op], &opts).map_err(|e| super::job::report(&e))?;
+    let rows = results
+        .first()
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let row = rows
+        .iter()
+        .find(|r| r[0].as_str() == Some(base))
+        .ok_or_else(|| {
+            eprintln!("OS '{base}' not known (gnt-os list shows the OSes of the cluster)");
+            EXIT_FAILURE
+        })?;
+    Ok(row[1]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.get(0).and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Every instance's own OS parameters (query field `custom_osparams`).
+fn instances_osparams(
+    client: &mut crate::luxi::client::Client,
+) -> Result<std::collections::BTreeMap<String, Map<String, Value>>, u8> {
+    let answer = client
+        .call(
+            crate::luxi::Method::Query,
+            json!(["instance", ["name", "custom_osparams"], null]),
+        )
+        .map_err(|e| super::report_luxi_error(&e))?;
+    let r: crate::query::QueryResponse = serde_json::from_value(answer).map_err(|e| {
+        eprintln!("Malformed answer to Query from the master daemon: {e}");
+        EXIT_FAILURE
+    })?;
+    Ok(r.data
+        .into_iter()
+        .filter_map(|row| {
+            let name = row.first()?.value.as_str()?.to_string();
+            let params = row.get(1)?.value.as_object()?.clone();
+            Some((name, params))
+        })
+        .collect())
 }
 
 fn rename_op(a: &RenameArgs) -> Value {
@@ -2193,6 +2297,34 @@ mod tests {
         assert_eq!(lines[0], "Modified instance i1");
         assert_eq!(lines[1], " - be/vcpus -> 4");
         assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn keep_known_os_parameters_drops_the_unknown_ones() {
+        let Command::Reinstall(r) = parse(&[
+            "reinstall",
+            "-o",
+            "image+default",
+            "--keep-known-os-parameters",
+            "-O",
+            "size=8",
+            "i1",
+        ]) else {
+            panic!("not reinstall")
+        };
+        assert!(r.keep_known_os_parameters);
+        let own = json!({"dist": "bookworm", "size": "4", "mirror": "http://m"});
+        let known = ["size".to_string(), "mirror".to_string()].into();
+        let given = reinstall_op(&r, "i1").unwrap()["osparams"].clone();
+        let out = keep_known_osparams(own.as_object().unwrap(), &known, given.as_object().unwrap());
+        // Unknown to the new OS: reset (the LU drops "default" values);
+        // known ones stay as they are; -O wins.
+        assert_eq!(Value::Object(out), json!({"dist": "default", "size": "8"}));
+        let op = valid(
+            &json!({"OP_ID": "OP_INSTANCE_REINSTALL", "instance_name": "i1",
+            "osparams": {"dist": "default"}}),
+        );
+        assert_eq!(op["osparams"]["dist"], "default");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`info`]: `OP_INSTANCE_QUERY_DATA` (`gnt-instance info`);
 //! - [`migrate`]: failover and migration (shared-storage templates);
 //! - [`modify`]: rename, reinstall, parameter changes; move (refused);
+//! - [`recreate`]: recreating lost disks (`OP_INSTANCE_RECREATE_DISKS`);
 //!
 //! Run by masterd's job workers. Like every LU these never touch a
 //! hypervisor, block device or OS script: each step is a node RPC
@@ -24,6 +25,7 @@ pub mod info;
 pub mod lifecycle;
 pub mod migrate;
 pub mod modify;
+pub mod recreate;
 pub mod spec;
 
 use super::{LockNeed, LuContext, LuError};

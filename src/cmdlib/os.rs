@@ -245,7 +245,9 @@ impl LogicalUnit for LuOsDiagnose {
             .map(|n| {
                 (
                     Target::new(n.name.as_str(), n.primary_ip.clone()),
-                    Value::Null,
+                    // The contract's body is a JSON object (docs/rpc.md);
+                    // noded answers 400 to `null`.
+                    Value::Object(serde_json::Map::new()),
                 )
             })
             .collect();

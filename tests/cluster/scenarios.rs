@@ -1,6 +1,7 @@
 //! One module per user-visible capability.
 
 mod cluster_init;
+mod instance_modify;
 mod instance_moves;
 mod instances;
 mod job_queue;

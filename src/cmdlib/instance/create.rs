@@ -29,7 +29,7 @@ const SUPPORTED_TEMPLATES: &[&str] =
     &["diskless", "plain", "file", "sharedfile", "blockdev", "ext"];
 
 /// Name prefixes of generated volume/file names (`_DISK_TEMPLATE_NAME_PREFIX`).
-fn name_prefix(template: &str) -> Option<&'static str> {
+pub(super) fn name_prefix(template: &str) -> Option<&'static str> {
     match template {
         "plain" => Some(""),
         "file" => Some(".file"),
@@ -175,7 +175,7 @@ fn parse_disks(op: &OpInstanceCreate, template: &str) -> Result<Vec<DiskReq>, Lu
 }
 
 /// Every MAC in use in the cluster.
-fn used_macs(cfg: &ConfigData) -> BTreeSet<String> {
+pub(super) fn used_macs(cfg: &ConfigData) -> BTreeSet<String> {
     cfg.instances
         .values()
         .flat_map(|i| i.nics.iter().map(|n| n.mac.to_lowercase()))
@@ -183,7 +183,7 @@ fn used_macs(cfg: &ConfigData) -> BTreeSet<String> {
 }
 
 /// A random MAC with the cluster's prefix, not yet in use.
-fn generate_mac(prefix: &str, used: &BTreeSet<String>) -> Result<String, LuError> {
+pub(super) fn generate_mac(prefix: &str, used: &BTreeSet<String>) -> Result<String, LuError> {
     for _ in 0..64 {
         let mut b = [0u8; 3];
         crate::sys::fs::random_bytes(&mut b)
@@ -200,7 +200,7 @@ fn generate_mac(prefix: &str, used: &BTreeSet<String>) -> Result<String, LuError
 }
 
 /// Ganeti's `NormalizeAndValidateMac`.
-fn normalize_mac(mac: &str) -> Option<String> {
+pub(super) fn normalize_mac(mac: &str) -> Option<String> {
     let parts: Vec<&str> = mac.split(':').collect();
     (parts.len() == 6
         && parts
@@ -304,14 +304,14 @@ fn parse_nics(op: &OpInstanceCreate, cfg: &ConfigData) -> Result<Vec<NicReq>, Lu
 }
 
 /// The IP of another instance's NIC equal to `ip`, if any.
-fn ip_user<'a>(cfg: &'a ConfigData, ip: &str) -> Option<&'a str> {
+pub(super) fn ip_user<'a>(cfg: &'a ConfigData, ip: &str) -> Option<&'a str> {
     cfg.instances
         .values()
         .find(|i| i.nics.iter().any(|n| n.ip.as_deref() == Some(ip)))
         .map(|i| i.name.as_str())
 }
 
-fn file_storage_dir(
+pub(super) fn file_storage_dir(
     cfg: &ConfigData,
     template: &str,
     sub: Option<&str>,

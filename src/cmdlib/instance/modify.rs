@@ -2,9 +2,11 @@
 //! move (Ganeti's `LUInstanceRename`, `LUInstanceReinstall`,
 //! `LUInstanceSetParams`, `LUInstanceMove`).
 //!
-//! What is not built yet is refused by name, before anything changes:
-//! NIC and disk modifications, disk template conversion, a new primary
-//! node and runtime memory changes in `gnt-instance modify`, and
+//! NIC and disk changes of `gnt-instance modify` are planned and applied
+//! by [`devices`]. What is not built yet is refused by name, before
+//! anything changes: hotplug, disk attach/detach, disk template
+//! conversion, a new primary node and runtime memory changes in
+//! `gnt-instance modify`, and
 //! `gnt-instance move` (it needs a node-to-node disk copy, which no RPC
 //! procedure of the contract offers). A renamed file-based instance keeps
 //! its storage directory under the old name (there is no directory-rename
@@ -19,11 +21,14 @@ use super::{
 use crate::cmdlib::{LockNeed, LogicalUnit, LuContext, LuError};
 use crate::config::objects::{AdminState, ConfigData, Instance, ParamMap};
 use crate::config::params::{self, ParamFamily};
+use crate::config::ConfigError;
 use crate::error::ErrorKind;
 use crate::locking::{Level, LockMode, LockName};
 use crate::opcodes::{OpInstanceMove, OpInstanceReinstall, OpInstanceRename, OpInstanceSetParams};
 use crate::rpc::proto::{self, InstanceOsArgs, OsValidateArgs};
 use serde_json::{json, Value};
+
+pub mod devices;
 
 fn inval(msg: impl Into<String>) -> LuError {
     LuError::prereq(ErrorKind::Inval, msg)
@@ -63,7 +68,11 @@ fn admin_state_name(s: AdminState) -> &'static str {
 
 /// Ganeti's `CheckInstanceState` for operations that need the instance
 /// marked down (`allowed` lists the admin states that are fine).
-fn check_admin_state(inst: &Instance, allowed: &[AdminState], what: &str) -> Result<(), LuError> {
+pub(super) fn check_admin_state(
+    inst: &Instance,
+    allowed: &[AdminState],
+    what: &str,
+) -> Result<(), LuError> {
     if allowed.contains(&inst.admin_state) {
         return Ok(());
     }
@@ -79,7 +88,7 @@ fn check_admin_state(inst: &Instance, allowed: &[AdminState], what: &str) -> Res
 
 /// The second half of `CheckInstanceState`: the instance must not run on
 /// its primary node (asked at the start of `exec`, still a prerequisite).
-fn check_not_running(
+pub(super) fn check_not_running(
     ctx: &mut LuContext<'_>,
     cfg: &ConfigData,
     inst: &Instance,
@@ -455,6 +464,10 @@ pub struct LuInstanceSetParams {
     be: Option<ParamMap>,
     hv: Option<ParamMap>,
     os: Option<(ParamMap, ParamMap)>,
+    /// The instance's NICs after the `nics` changes, if any.
+    nics: Option<devices::NicPlan>,
+    /// The `disks` changes, in order.
+    disk_steps: Vec<devices::DiskStep>,
 }
 
 impl LuInstanceSetParams {
@@ -466,22 +479,29 @@ impl LuInstanceSetParams {
             be: None,
             hv: None,
             os: None,
+            nics: None,
+            disk_steps: Vec::new(),
         }
     }
 
     /// Refuses the parts of the opcode not built yet, by name.
     fn check_supported(&self) -> Result<(), LuError> {
         let op = &self.op;
+        if op.hotplug {
+            // Ganeti asks the node (`hotplug_supported`); no hypervisor
+            // of ours can, so say so before anything changes.
+            return Err(LuError::prereq(
+                ErrorKind::State,
+                "Hotplug is not possible: hotplug is not supported by ganeti-rs",
+            ));
+        }
         let unsupported = [
-            (!op.nics.is_empty(), "NIC changes (--net)"),
-            (!op.disks.is_empty(), "disk changes (--disk)"),
             (op.disk_template.is_some(), "disk template conversion (-t)"),
             (
                 op.pnode.is_some(),
                 "changing the primary node (--new-primary)",
             ),
             (op.runtime_mem.is_some(), "runtime memory changes (-m)"),
-            (op.hotplug, "hotplug"),
             (
                 op.instance_communication.is_some(),
                 "instance communication",
@@ -593,6 +613,31 @@ impl LogicalUnit for LuInstanceSetParams {
             )?,
             None => {}
         }
+        if !self.op.nics.is_empty() {
+            let mods = devices::parse_mods("NIC", &self.op.nics)?;
+            self.nics = Some(devices::plan_nics(
+                cfg,
+                &inst,
+                &mods,
+                self.op.conflicts_check,
+            )?);
+        }
+        if !self.op.disks.is_empty() {
+            let mods = devices::parse_mods("disk", &self.op.disks)?;
+            let opts = devices::DiskOptions {
+                file_driver: self.op.file_driver.map(|f| f.as_str().to_string()),
+                file_storage_dir: self.op.file_storage_dir.clone(),
+                wait_for_sync: self.op.wait_for_sync,
+            };
+            self.disk_steps = devices::plan_disks(cfg, &inst, &mods, &opts)?;
+            if devices::removes_disks(&self.disk_steps) {
+                check_admin_state(
+                    &inst,
+                    &[AdminState::Down, AdminState::Offline],
+                    "can't remove volume from a running instance without using hotplug",
+                )?;
+            }
+        }
         self.inst = Some(inst);
         Ok(())
     }
@@ -642,6 +687,29 @@ impl LogicalUnit for LuInstanceSetParams {
                 }
             }
         }
+        let device_changes = self.nics.is_some() || !self.disk_steps.is_empty();
+        if device_changes && self.op.hotplug_if_possible {
+            ctx.log("WARNING: hotplug is not supported by ganeti-rs");
+            ctx.log("Modification will take place without hotplugging.");
+        }
+        if devices::removes_disks(&self.disk_steps) {
+            check_not_running(
+                ctx,
+                &cfg,
+                &inst,
+                "can't remove volume from a running instance without using hotplug",
+            )?;
+        }
+        devices::apply_disk_steps(ctx, &inst.uuid, &self.disk_steps, &mut result)?;
+        if let Some(plan) = &self.nics {
+            result.extend(plan.changes.iter().map(|(k, v)| json!([k, v])));
+        }
+        if device_changes && inst.admin_state == AdminState::Up {
+            ctx.log(format!(
+                "Instance {} is running: the NIC and disk changes take effect at its next restart (hotplug is not supported by ganeti-rs)",
+                inst.name
+            ));
+        }
         let hv_changes: Vec<(String, Value)> = self
             .op
             .hvparams
@@ -678,7 +746,23 @@ impl LogicalUnit for LuInstanceSetParams {
             result.push(json!(["admin_state", admin_state_name(s)]));
         }
         let (be, hv, os) = (self.be.clone(), self.hv.clone(), self.os.clone());
-        update_instance(ctx, &inst.uuid, move |i| {
+        let nics = self.nics.clone();
+        let iu = inst.uuid.clone();
+        ctx.update_config(move |c| {
+            if let Some(plan) = &nics {
+                devices::commit_nics(c, &iu, plan)?;
+            }
+            let i = c
+                .instances
+                .get_mut(&iu)
+                .ok_or_else(|| ConfigError::Update {
+                    reason: format!("Instance with UUID '{iu}' disappeared from the cluster"),
+                })?;
+            if let Some(plan) = nics {
+                i.nics = plan.nics;
+            }
+            i.serial_no += 1;
+            i.mtime = super::now();
             if let Some(be) = be {
                 i.beparams = be;
             }
@@ -1011,10 +1095,10 @@ mod tests {
             ),
             (
                 OpInstanceSetParams {
-                    nics: vec![json!(["add", -1, {}])],
+                    nics: vec![json!(["add", 5, {}])],
                     ..Default::default()
                 },
-                "NIC changes (--net) is not supported yet",
+                "Got NIC index 5, but there are only 1",
             ),
         ] {
             let (kind, m) = prereq(
