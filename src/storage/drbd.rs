@@ -9,9 +9,11 @@
 //! `logical_id` is `[node_a, node_b, port, minor_a, minor_b, secret]` and
 //! the children are `[data LV, meta LV]`. Which side this node is, and the
 //! addresses, come as Ganeti's dynamic disk parameters in `params`:
-//! `local-ip`, `remote-ip`, `local-minor`, `remote-minor` (`DDP_*`). When
-//! `local-minor` is absent, the node's own name is matched against
-//! `node_a`/`node_b`.
+//! `local-ip`, `remote-ip`, `local-minor`, `remote-minor` (`DDP_*`), which
+//! the master fills in for each node it calls
+//! (`cmdlib::instance::spec::disk_for_node`); the addresses are the nodes'
+//! secondary IPs. When `local-minor` is absent (an older master), the
+//! node's own name is matched against `node_a`/`node_b`.
 //!
 //! Device `/dev/drbd<minor>`, resource `resource<minor>`.
 
