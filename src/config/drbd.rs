@@ -87,6 +87,16 @@ pub fn release_port(cluster: &mut Cluster, port: u32) {
     }
 }
 
+/// Gives back the ports of `disk` and its children (a removed disk).
+pub fn release_disk_ports(cluster: &mut Cluster, disk: &Disk) {
+    if let LogicalId::Drbd { port, .. } = &disk.logical_id {
+        release_port(cluster, *port);
+    }
+    for c in &disk.children {
+        release_disk_ports(cluster, c);
+    }
+}
+
 /// A new shared secret (hex), distinct from every secret in `cfg`.
 pub fn generate_secret(cfg: &ConfigData) -> Result<String, ConfigError> {
     let mut existing = BTreeSet::new();
@@ -155,6 +165,21 @@ mod tests {
         assert_eq!(c.tcpudp_port_pool, [FIRST_DRBD_PORT].into());
         assert_eq!(allocate_port(&mut c).unwrap(), FIRST_DRBD_PORT);
         assert_eq!(c.highest_used_port, FIRST_DRBD_PORT + 1);
+        let mut d = Disk {
+            dev_type: "drbd".into(),
+            logical_id: LogicalId::Drbd {
+                node_a: Uuid::generate(),
+                node_b: Uuid::generate(),
+                port: 12345,
+                minor_a: 0,
+                minor_b: 0,
+                secret: String::new(),
+            },
+            ..Disk::default()
+        };
+        d.children.push(Disk::default());
+        release_disk_ports(&mut c, &d);
+        assert_eq!(allocate_port(&mut c).unwrap(), 12345, "the pool first");
         c.highest_used_port = LAST_DRBD_PORT;
         let e = allocate_port(&mut c).unwrap_err();
         assert!(e.to_string().contains("14999"), "{e}");

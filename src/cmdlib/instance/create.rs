@@ -1287,6 +1287,33 @@ mod drbd_tests {
     }
 
     #[test]
+    fn removing_a_drbd_instance_removes_both_halves_and_frees_the_port() {
+        let c = cluster();
+        let (out, log) = c.run(op("d1.example.com", Some("node2"), DiskTemplate::Drbd));
+        assert!(matches!(out, OpOutcome::Success(_)), "{log:?}");
+        c.rpc.clear();
+        let (out, log) = c.run(crate::opcodes::OpInstanceRemove {
+            instance_name: "d1.example.com".into(),
+            ..Default::default()
+        });
+        assert!(matches!(out, OpOutcome::Success(_)), "{log:?}");
+        let removes = c.rpc.calls_of(proto::BLOCKDEV_REMOVE);
+        let mut sides: Vec<(String, Value)> = removes
+            .iter()
+            .map(|(n, a)| (n.clone(), node_disk(a).params["local-ip"].clone()))
+            .collect();
+        sides.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(sides.len(), 2, "{removes:?}");
+        assert_eq!(sides[1], (N2.to_string(), json!("198.51.100.2")));
+        assert_ne!(sides[0].1, json!("198.51.100.2"));
+        let shut = c.rpc.calls_of(proto::BLOCKDEV_SHUTDOWN);
+        assert!(shut.iter().any(|(n, _)| n == N2), "{shut:?}");
+        let cfg = c.config();
+        assert!(cfg.instance_by_name("d1.example.com").is_none());
+        assert_eq!(cfg.cluster.tcpudp_port_pool, [11000].into());
+    }
+
+    #[test]
     fn secondary_node_checks() {
         let c = cluster();
         let (kind, msg) = prereq(c.run(op("x.example.com", None, DiskTemplate::Drbd)).0);
