@@ -189,6 +189,13 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::ClusterVerifyGroup(o) => {
             Box::new(cluster::verify::LuClusterVerifyGroup::new(o.clone()))
         }
+        OpCode::ClusterVerifyDisks(o) => {
+            Box::new(cluster::disks::LuClusterVerifyDisks::new(o.clone()))
+        }
+        OpCode::GroupVerifyDisks(o) => Box::new(cluster::disks::LuGroupVerifyDisks::new(o.clone())),
+        OpCode::ClusterRepairDiskSizes(o) => {
+            Box::new(cluster::disks::LuClusterRepairDiskSizes::new(o.clone()))
+        }
         OpCode::ClusterRedistConf(o) => Box::new(redist::LuClusterRedistConf::new(o.clone())),
         OpCode::NodeAdd(o) => Box::new(node::LuNodeAdd::new(o.clone())),
         OpCode::NodeSetParams(o) => Box::new(node::LuNodeSetParams::new(o.clone())),
@@ -261,6 +268,9 @@ pub const IMPLEMENTED_OP_IDS: &[&str] = &[
     "OP_CLUSTER_VERIFY",
     "OP_CLUSTER_VERIFY_GROUP",
     "OP_CLUSTER_REDIST_CONF",
+    "OP_CLUSTER_VERIFY_DISKS",
+    "OP_GROUP_VERIFY_DISKS",
+    "OP_CLUSTER_REPAIR_DISK_SIZES",
     "OP_NODE_ADD",
     "OP_NODE_SET_PARAMS",
     "OP_NODE_REMOVE",

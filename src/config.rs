@@ -4,6 +4,7 @@
 //! - [`params`]: parameter defaults, types and inheritance (pure functions).
 //! - [`validate`]: cross-object checks (dangling references, duplicates).
 //! - [`bootstrap`]: the initial config `gnt-cluster init` writes.
+//! - [`drbd`]: DRBD minors, ports and secrets handed out from the config.
 //! - [`store`]: [`store::ConfigStore`], the only writer of `config.data`.
 //! - [`upgrade`]: pure upgrades of older `config.data` documents to 3.0.
 //! - [`test_support`]: generated configs of any size, for tests and benchmarks.
@@ -12,6 +13,7 @@
 //! Nothing here talks to other nodes: distributing the file is the caller's job.
 
 pub mod bootstrap;
+pub mod drbd;
 pub mod objects;
 pub mod params;
 pub mod store;

@@ -45,6 +45,8 @@ enum Command {
     JoinToken(JoinTokenArgs),
     RedistConf(RedistConfArgs),
     Verify(VerifyArgs),
+    VerifyDisks(VerifyDisksArgs),
+    RepairDiskSizes(RepairDiskSizesArgs),
     MasterPing(MasterPingArgs),
     MasterFailover(MasterFailoverArgs),
     Run(CommandArgs),
@@ -105,6 +107,33 @@ struct VerifyArgs {
     /// job priority: low, normal or high
     #[argh(option)]
     priority: Option<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// Checks the cluster's disks; activates those of instances that need it.
+#[argh(subcommand, name = "verify-disks")]
+struct VerifyDisksArgs {
+    /// only check this node group
+    #[argh(option, short = 'g')]
+    node_group: Option<String>,
+    /// job priority: low, normal or high
+    #[argh(option)]
+    priority: Option<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// Updates mismatches in recorded disk sizes.
+#[argh(subcommand, name = "repair-disk-sizes")]
+struct RepairDiskSizesArgs {
+    /// only check the prerequisites; change nothing
+    #[argh(switch)]
+    dry_run: bool,
+    /// job priority: low, normal or high
+    #[argh(option)]
+    priority: Option<String>,
+    /// instances to check (default: all)
+    #[argh(positional)]
+    instances: Vec<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -443,6 +472,8 @@ pub fn main(program: &str, args: &[String]) -> u8 {
             })
         }
         Command::Verify(a) => verify(&a),
+        Command::VerifyDisks(a) => verify_disks(&a),
+        Command::RepairDiskSizes(a) => repair_disk_sizes(&a),
         Command::MasterPing(_) => master_ping(&paths),
         Command::MasterFailover(a) => master_failover(&paths, &a),
         Command::Run(a) => with_master(|c| run_command(&paths, c, &a)),
@@ -658,6 +689,208 @@ fn verify(a: &VerifyArgs) -> u8 {
                 }
             }
         }
+    })
+}
+
+/// What `verify-disks` prints and does for one verify-disks result
+/// (Ganeti's `VerifyDisks` in `client/gnt_cluster.py`).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct VerifyDisksPlan {
+    /// Lines printed before any activation (broken nodes).
+    before: Vec<String>,
+    /// Instances whose disks are activated, in order.
+    activate: Vec<String>,
+    /// Lines printed after the activations (missing volumes, or the
+    /// all-clear).
+    after: Vec<String>,
+    /// Whether the command fails (broken nodes, missing volumes).
+    failed: bool,
+}
+
+/// Reads one `[bad nodes, instances, missing]` result.
+fn verify_disks_plan(result: &Value) -> VerifyDisksPlan {
+    let mut plan = VerifyDisksPlan::default();
+    let empty = serde_json::Map::new();
+    let bad = result.get(0).and_then(Value::as_object).unwrap_or(&empty);
+    let instances: Vec<&str> = result
+        .get(1)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let missing = result.get(2).and_then(Value::as_object).unwrap_or(&empty);
+    for (node, text) in bad {
+        let text = match text {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        // Ganeti shows the last 400 characters of the node's message.
+        let tail: String = {
+            let chars: Vec<char> = text.chars().collect();
+            chars[chars.len().saturating_sub(400)..].iter().collect()
+        };
+        plan.before
+            .push(format!("Error gathering data on node {node}: {tail}"));
+        plan.before
+            .push("You need to fix these nodes first before fixing instances".into());
+        plan.failed = true;
+    }
+    plan.activate = instances
+        .iter()
+        .filter(|i| !missing.contains_key(**i))
+        .map(|i| (*i).to_string())
+        .collect();
+    if !missing.is_empty() {
+        for (inst, vols) in missing {
+            let mut vols: Vec<(String, String)> = vols
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            let s = |i: usize| {
+                                p.get(i)
+                                    .and_then(Value::as_str)
+                                    .unwrap_or_default()
+                                    .to_string()
+                            };
+                            (s(0), s(1))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if vols.iter().all(|(n, _)| bad.contains_key(n)) {
+                plan.after.push(format!(
+                    "Instance {inst} cannot be verified as it lives on broken nodes"
+                ));
+                continue;
+            }
+            plan.after
+                .push(format!("Instance {inst} has missing logical volumes:"));
+            vols.sort();
+            for (node, vol) in vols {
+                // LVM volumes are `vg/lv` under /dev; file disks are paths.
+                let dev = if vol.starts_with('/') {
+                    vol
+                } else {
+                    format!("/dev/{vol}")
+                };
+                if bad.contains_key(&node) {
+                    plan.after.push(format!("\tbroken node {node} {dev}"));
+                } else {
+                    plan.after.push(format!("\t{node} {dev}"));
+                }
+            }
+        }
+        plan.after.push(
+            "You need to replace or recreate disks for all the above instances if this message persists after fixing broken nodes."
+                .into(),
+        );
+        plan.failed = true;
+    } else if instances.is_empty() {
+        plan.after.push("No disks need to be activated.".into());
+    }
+    plan
+}
+
+/// The message of a failed job, as Ganeti's `FormatError` gives it.
+fn job_error_text(e: &super::job::JobError) -> String {
+    use super::job::JobError;
+    match e {
+        JobError::Luxi(l) => crate::error::chain(l),
+        JobError::Failed(f) => f.message(),
+        JobError::Canceled => "Job was canceled".into(),
+        JobError::Lost(id) => format!("Job with id {id} lost"),
+        JobError::Submitted(id) => format!("Job {id} submitted"),
+    }
+}
+
+/// `gnt-cluster verify-disks`: runs the check, then `activate-disks` for
+/// every instance whose volumes exist but are not active.
+#[allow(clippy::print_stdout)]
+fn verify_disks(a: &VerifyDisksArgs) -> u8 {
+    let opts = match submit_opts(a.priority.as_deref(), false, false) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let mut op = json!({"OP_ID": "OP_CLUSTER_VERIFY_DISKS"});
+    if let Some(g) = &a.node_group {
+        op["group_name"] = json!(g);
+    }
+    with_master(|c| {
+        let results = match submit_or_send(c, vec![op], &opts) {
+            Ok(r) => r,
+            Err(e) => return report(&e),
+        };
+        let first = results.into_iter().next().unwrap_or(Value::Null);
+        // Ganeti's masterd answers with follow-up jobs, one per group; ours
+        // answers with the merged result itself.
+        let mut outcomes: Vec<Result<Value, String>> = Vec::new();
+        match first.get("jobs").and_then(Value::as_array) {
+            Some(jobs) => {
+                for j in jobs {
+                    match (
+                        j.get(0).and_then(Value::as_bool),
+                        j.get(1).and_then(Value::as_u64),
+                    ) {
+                        (Some(true), Some(id)) => {
+                            match super::job::poll_job(c, id, &mut |l| println!("{l}")) {
+                                Ok(r) => {
+                                    outcomes.push(Ok(r.into_iter().next().unwrap_or_default()))
+                                }
+                                Err(e) => outcomes.push(Err(job_error_text(&e))),
+                            }
+                        }
+                        _ => outcomes.push(Err(j.get(1).map(Value::to_string).unwrap_or_default())),
+                    }
+                }
+            }
+            None => outcomes.push(Ok(first)),
+        }
+        let mut code = EXIT_SUCCESS;
+        for outcome in outcomes {
+            let result = match outcome {
+                Ok(r) => r,
+                Err(msg) => {
+                    println!("Job failed: {msg}");
+                    continue;
+                }
+            };
+            let plan = verify_disks_plan(&result);
+            for l in &plan.before {
+                println!("{l}");
+            }
+            for inst in &plan.activate {
+                println!("Activating disks for instance '{inst}'");
+                let op = json!({"OP_ID": "OP_INSTANCE_ACTIVATE_DISKS", "instance_name": inst});
+                if let Err(e) = submit_or_send(c, vec![op], &opts) {
+                    eprintln!(
+                        "Error activating disks for instance {inst}: {}",
+                        job_error_text(&e)
+                    );
+                    code = EXIT_FAILURE;
+                }
+            }
+            for l in &plan.after {
+                println!("{l}");
+            }
+            if plan.failed {
+                code = EXIT_FAILURE;
+            }
+        }
+        code
+    })
+}
+
+/// `gnt-cluster repair-disk-sizes`: the job's log says what was fixed.
+fn repair_disk_sizes(a: &RepairDiskSizesArgs) -> u8 {
+    let mut opts = match submit_opts(a.priority.as_deref(), false, false) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    opts.dry_run = a.dry_run;
+    let op = json!({"OP_ID": "OP_CLUSTER_REPAIR_DISK_SIZES", "instances": a.instances});
+    with_master(|c| match submit_or_send(c, vec![op], &opts) {
+        Ok(_) => EXIT_SUCCESS,
+        Err(e) => report(&e),
     })
 }
 
@@ -1689,5 +1922,73 @@ mod tests {
         assert!(modify_op(&bad).unwrap_err().contains("vcpus"));
         let none = ModifyArgs::from_args(&["modify"], &[]).unwrap();
         assert!(modify_op(&none).is_err());
+    }
+
+    #[test]
+    fn verify_disks_and_repair_parse() {
+        let Command::VerifyDisks(v) = parse(&["verify-disks", "-g", "default"]).command else {
+            panic!("not verify-disks");
+        };
+        assert_eq!(v.node_group.as_deref(), Some("default"));
+        let Command::RepairDiskSizes(r) =
+            parse(&["repair-disk-sizes", "--dry-run", "inst1", "inst2"]).command
+        else {
+            panic!("not repair-disk-sizes");
+        };
+        assert!(r.dry_run);
+        assert_eq!(r.instances, vec!["inst1", "inst2"]);
+        let op = json!({"OP_ID": "OP_CLUSTER_REPAIR_DISK_SIZES", "instances": r.instances});
+        crate::opcodes::OpCode::from_json(&op).unwrap();
+        let op = json!({"OP_ID": "OP_CLUSTER_REPAIR_DISK_SIZES", "instances": []});
+        crate::opcodes::OpCode::from_json(&op).unwrap();
+    }
+
+    #[test]
+    fn verify_disks_plans_follow_ganeti() {
+        assert_eq!(
+            verify_disks_plan(&json!([{}, [], {}])),
+            VerifyDisksPlan {
+                after: vec!["No disks need to be activated.".into()],
+                ..Default::default()
+            }
+        );
+        let plan = verify_disks_plan(&json!([
+            {"n2": "Connection refused"},
+            ["i1", "i2"],
+            {"i2": [["n1", "/srv/ganeti/file-storage/i2/disk0"], ["n1", "xenvg/a.data"]],
+             "i3": [["n2", "xenvg/b"]]}
+        ]));
+        assert_eq!(
+            plan.before,
+            vec![
+                "Error gathering data on node n2: Connection refused",
+                "You need to fix these nodes first before fixing instances"
+            ]
+        );
+        assert_eq!(
+            plan.activate,
+            vec!["i1"],
+            "instances with missing volumes are not activated"
+        );
+        assert_eq!(
+            plan.after,
+            vec![
+                "Instance i2 has missing logical volumes:",
+                "\tn1 /srv/ganeti/file-storage/i2/disk0",
+                "\tn1 /dev/xenvg/a.data",
+                "Instance i3 cannot be verified as it lives on broken nodes",
+                "You need to replace or recreate disks for all the above instances if this message persists after fixing broken nodes.",
+            ]
+        );
+        assert!(plan.failed);
+        let plan = verify_disks_plan(&json!([{}, ["i1"], {}]));
+        assert_eq!(plan.activate, vec!["i1"]);
+        assert!(plan.after.is_empty() && !plan.failed);
+        let long = "x".repeat(500);
+        let plan = verify_disks_plan(&json!([{"n": long}, [], {}]));
+        assert_eq!(
+            plan.before[0].len(),
+            "Error gathering data on node n: ".len() + 400
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! Cluster-level LUs: query, config query, verify-config, set-params; and
 //! the cluster answers masterd gives over LUXI without a job
 //! (`QueryClusterInfo`, `QueryConfigValues`), computed here once for both.
-//! [`verify`] holds `gnt-cluster verify`.
+//! [`verify`] holds `gnt-cluster verify`; [`disks`] `verify-disks` and
+//! `repair-disk-sizes`.
 
+pub mod disks;
 pub mod verify;
 
 use super::{LockNeed, LogicalUnit, LuContext, LuError};

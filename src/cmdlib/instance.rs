@@ -222,7 +222,7 @@ pub fn assemble_disks(
             let tgt = target_of(cfg, node)?;
             let on_primary = **node == inst.primary_node;
             let args = BlockdevArgs {
-                disk: disk.clone(),
+                disk: spec::disk_for_node(cfg, &disk, node),
                 instance_name: inst.name.as_str().to_string(),
                 on_primary,
                 exclusive_storage: false,
@@ -269,7 +269,7 @@ pub fn shutdown_disks(ctx: &mut LuContext<'_>, cfg: &ConfigData, inst: &Instance
         }
         for disk in &specs {
             let args = BlockdevArgs {
-                disk: disk.clone(),
+                disk: spec::disk_for_node(cfg, disk, &node),
                 instance_name: inst.name.as_str().to_string(),
                 on_primary: node == inst.primary_node,
                 exclusive_storage: false,
@@ -306,7 +306,7 @@ pub fn remove_disks(
                 }
             };
             let args = BlockdevArgs {
-                disk: disk.clone(),
+                disk: spec::disk_for_node(cfg, disk, node),
                 instance_name: inst.name.as_str().to_string(),
                 on_primary: *node == inst.primary_node,
                 exclusive_storage: false,

@@ -9,9 +9,11 @@
 //! `logical_id` is `[node_a, node_b, port, minor_a, minor_b, secret]` and
 //! the children are `[data LV, meta LV]`. Which side this node is, and the
 //! addresses, come as Ganeti's dynamic disk parameters in `params`:
-//! `local-ip`, `remote-ip`, `local-minor`, `remote-minor` (`DDP_*`). When
-//! `local-minor` is absent, the node's own name is matched against
-//! `node_a`/`node_b`.
+//! `local-ip`, `remote-ip`, `local-minor`, `remote-minor` (`DDP_*`), which
+//! the master fills in for each node it calls
+//! (`cmdlib::instance::spec::disk_for_node`); the addresses are the nodes'
+//! secondary IPs. When `local-minor` is absent (an older master), the
+//! node's own name is matched against `node_a`/`node_b`.
 //!
 //! Device `/dev/drbd<minor>`, resource `resource<minor>`.
 
@@ -711,6 +713,62 @@ mod tests {
         let mut d = drbd_disk();
         d.params.insert("local-minor".into(), json!(7));
         assert_eq!(Drbd8::new(&d, &other, &r).unwrap().dev_path(), "/dev/drbd7");
+        let _ = std::fs::remove_dir_all(base);
+    }
+
+    #[test]
+    fn master_sent_spec_with_node_uuids_uses_the_dynamic_params() {
+        // What `cmdlib::instance::spec::disk_for_node` sends: node UUIDs in
+        // the logical_id (the node cannot find itself there) and this
+        // node's side in the params, minors as JSON numbers.
+        let mut d = disk(
+            "drbd",
+            json!([
+                "5e0c0a1e-0000-4000-8000-000000000001",
+                "5e0c0a1e-0000-4000-8000-000000000002",
+                11001,
+                0,
+                5,
+                "00ff"
+            ]),
+        );
+        d.children = vec![
+            disk("plain", json!(["xenvg", "u.disk0_data"])),
+            disk("plain", json!(["xenvg", "u.disk0_meta"])),
+        ];
+        d.params.insert("local-ip".into(), json!("198.51.100.2"));
+        d.params.insert("remote-ip".into(), json!("192.0.2.1"));
+        d.params.insert("local-minor".into(), json!(5));
+        d.params.insert("remote-minor".into(), json!(0));
+        let base = temp_dir("drbd-master-spec");
+        let p = Paths::virtual_node(&base.join("node2"), "node2").unwrap();
+        let proc_file = base.join("proc_drbd");
+        crate::sys::fs::atomic_write(&proc_file, b"version: 8.4.11\n 5: cs:Unconfigured\n", 0o644)
+            .unwrap();
+        let r = RecordingRunner::new();
+        let lv = |name: &str| {
+            format!("  U;{name};-wi-a-;-1;-1;253;0;1073741824B;1;;;V;xenvg;linear;0B;0;1073741824B;;/dev/sda5:0-255;/dev/sda5(0)\n")
+        };
+        // lvs + lvchange -ay for each volume, then the DRBD commands.
+        for a in [lv("u.disk0_data"), String::new(), lv("u.disk0_meta")] {
+            r.push_answer(Ok(&a));
+        }
+        let dev = Drbd8::new(&d, &p, &r).unwrap().with_proc_file(&proc_file);
+        let access = dev.assemble().unwrap();
+        assert_eq!(access.path, "/dev/drbd5");
+        let argv: Vec<String> = r.calls().iter().map(|c| c.display()).collect();
+        assert_eq!(argv[1], "lvchange -ay /dev/xenvg/u.disk0_data");
+        assert_eq!(argv[3], "lvchange -ay /dev/xenvg/u.disk0_meta");
+        assert_eq!(
+            argv[4..],
+            [
+                "drbdsetup new-resource resource5",
+                "drbdsetup new-minor resource5 5 0",
+                "drbdmeta /dev/drbd5 v08 /dev/xenvg/u.disk0_meta flex-external apply-al",
+                "drbdsetup attach 5 /dev/xenvg/u.disk0_data /dev/xenvg/u.disk0_meta flexible --on-io-error=detach",
+                "drbdsetup connect resource5 ipv4:198.51.100.2:11001 ipv4:192.0.2.1:11001 --protocol C --after-sb-0pri discard-zero-changes --after-sb-1pri consensus --cram-hmac-alg md5 --shared-secret 00ff",
+            ]
+        );
         let _ = std::fs::remove_dir_all(base);
     }
 }

@@ -9,3 +9,4 @@ mod kvm_net;
 mod listing;
 mod luxi_python;
 mod multi_node;
+mod verify_disks;

@@ -23,10 +23,16 @@ use crate::rpc::proto::{self, BlockdevArgs, InstanceOsArgs, InstanceStartArgs, O
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
-/// Disk templates whose disks are created here (DRBD needs minor and port
-/// allocation, not built yet).
-const SUPPORTED_TEMPLATES: &[&str] =
-    &["diskless", "plain", "file", "sharedfile", "blockdev", "ext"];
+/// Disk templates whose disks are created here.
+const SUPPORTED_TEMPLATES: &[&str] = &[
+    "diskless",
+    "plain",
+    "drbd",
+    "file",
+    "sharedfile",
+    "blockdev",
+    "ext",
+];
 
 /// Name prefixes of generated volume/file names (`_DISK_TEMPLATE_NAME_PREFIX`).
 pub(super) fn name_prefix(template: &str) -> Option<&'static str> {
@@ -46,6 +52,8 @@ struct DiskReq {
     mode: DiskMode,
     name: Option<String>,
     vg: Option<String>,
+    /// DRBD metadata volume group (default: `vg`).
+    metavg: Option<String>,
     adopt: Option<String>,
     provider: Option<String>,
     extra: ParamMap,
@@ -64,6 +72,8 @@ struct Plan {
     template: String,
     hypervisor: String,
     pnode: Node,
+    /// The DRBD secondary (`-n pnode:snode`); `None` for other templates.
+    snode: Option<Node>,
     disks: Vec<DiskReq>,
     nics: Vec<NicReq>,
     file_dir: Option<String>,
@@ -149,6 +159,7 @@ fn parse_disks(op: &OpInstanceCreate, template: &str) -> Result<Vec<DiskReq>, Lu
             mode,
             name: dict_str(d, "name"),
             vg: dict_str(d, "vg"),
+            metavg: dict_str(d, "metavg"),
             adopt,
             provider,
             extra,
@@ -376,11 +387,6 @@ impl LuInstanceCreate {
                 "Disk template '{template}' is not supported yet by ganeti-rs instance creation"
             )));
         }
-        if op.snode.is_some() {
-            return Err(inval(format!(
-                "The '{template}' disk template does not use a secondary node"
-            )));
-        }
         let disks = parse_disks(op, &template)?;
         // Hypervisor and its parameters.
         let hypervisor = match op.hypervisor {
@@ -456,6 +462,7 @@ impl LuInstanceCreate {
                 format!("Cannot use non-vm_capable primary node '{}'", pnode.name),
             ));
         }
+        let snode = self.drbd_secondary(cfg, &template, pnode)?;
         let nics = parse_nics(op, cfg)?;
         if op.ip_check || op.conflicts_check {
             for n in &nics {
@@ -479,6 +486,7 @@ impl LuInstanceCreate {
             template,
             hypervisor,
             pnode: pnode.clone(),
+            snode,
             disks,
             nics,
             file_dir,
@@ -492,6 +500,7 @@ impl LuInstanceCreate {
         cfg: &ConfigData,
         plan: &Plan,
         resolved_ip: Option<String>,
+        links: &[DrbdLink],
     ) -> (Instance, Vec<Disk>) {
         let now = super::now();
         let inst_uuid = Uuid::generate();
@@ -501,6 +510,9 @@ impl LuInstanceCreate {
             .iter()
             .enumerate()
             .map(|(idx, d)| {
+                if let Some(link) = links.get(idx) {
+                    return drbd_disk(plan, idx, d, link, &vg, now);
+                }
                 let uuid = Uuid::generate();
                 let gen_name = name_prefix(&plan.template)
                     .map(|p| format!("{}{p}.disk{idx}", Uuid::generate()))
@@ -729,7 +741,8 @@ impl LogicalUnit for LuInstanceCreate {
             .ok_or_else(|| LuError::Exec("instance create ran without its prerequisites".into()))?;
         let cfg = ctx.store.snapshot();
         let resolved_ip = self.remote_checks(ctx, &cfg, &plan)?;
-        let (inst, disks) = self.build(&cfg, &plan, resolved_ip);
+        let links = reserve_drbd(ctx, &cfg, &plan)?;
+        let (inst, disks) = self.build(&cfg, &plan, resolved_ip, &links);
         let name = inst.name.as_str().to_string();
 
         // Disks first (on the nodes), then the config entry.
@@ -749,7 +762,7 @@ impl LogicalUnit for LuInstanceCreate {
             for node in nodes {
                 let tgt = target_of(&cfg_view, node)?;
                 let args = BlockdevArgs {
-                    disk: spec.clone(),
+                    disk: spec::disk_for_node(&cfg_view, spec, node),
                     instance_name: name.clone(),
                     on_primary: *node == inst.primary_node,
                     exclusive_storage: false,
@@ -884,6 +897,7 @@ impl LuInstanceCreate {
         for w in remove_disks(ctx, cfg, inst, created) {
             ctx.log(format!("WARNING: {w}"));
         }
+        release_drbd_ports(ctx, cfg, inst);
         if in_config {
             let uuid = inst.uuid.clone();
             let disks = inst.disks.clone();
@@ -901,5 +915,419 @@ impl LuInstanceCreate {
                 ));
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------
+// DRBD (issue 5, disks part): the secondary node, minors, ports, secrets
+// and the disk objects (Ganeti's `_GenerateDRBD8Branch`).
+
+/// What one DRBD disk of a new instance gets: its link's port, the minor
+/// on each node and the shared secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrbdLink {
+    /// TCP port of the replication link (from the cluster's pool).
+    pub port: u32,
+    /// Minor on the primary node.
+    pub minor_primary: u32,
+    /// Minor on the secondary node.
+    pub minor_secondary: u32,
+    /// Shared secret (hex).
+    pub secret: String,
+}
+
+impl LuInstanceCreate {
+    /// The secondary node a `drbd` instance needs (Ganeti's checks in
+    /// `LUInstanceCreate.CheckPrereq`); other templates refuse one.
+    fn drbd_secondary(
+        &self,
+        cfg: &ConfigData,
+        template: &str,
+        pnode: &Node,
+    ) -> Result<Option<Node>, LuError> {
+        let Some(sname) = self.op.snode.as_deref() else {
+            if template == "drbd" {
+                return Err(inval(
+                    "The networked disk templates need a mirror node; give it with -n PRIMARY:SECONDARY",
+                ));
+            }
+            return Ok(None);
+        };
+        if template != "drbd" {
+            return Err(inval(format!(
+                "The '{template}' disk template does not use a secondary node"
+            )));
+        }
+        let (_, snode) = cfg.node_by_name(sname).ok_or_else(|| {
+            LuError::prereq(ErrorKind::NoEnt, format!("Node '{sname}' not known"))
+        })?;
+        if snode.uuid == pnode.uuid {
+            return Err(inval("The secondary node cannot be the primary node"));
+        }
+        for (bad, what) in [
+            (snode.offline, "offline"),
+            (snode.drained, "drained"),
+            (!snode.vm_capable, "non-vm_capable"),
+        ] {
+            if bad {
+                return Err(LuError::prereq(
+                    ErrorKind::State,
+                    format!("Cannot use {what} secondary node '{}'", snode.name),
+                ));
+            }
+        }
+        Ok(Some(snode.clone()))
+    }
+}
+
+/// Minors, ports and secrets for the disks of a new `drbd` instance
+/// (none for other templates). Ports are taken in a config update so that
+/// no other job gets them; [`release_drbd_ports`] gives them back when
+/// the creation fails. Minors need no reservation: the node locks of both
+/// nodes are held until the instance is in the config.
+fn reserve_drbd(
+    ctx: &mut LuContext<'_>,
+    cfg: &ConfigData,
+    plan: &Plan,
+) -> Result<Vec<DrbdLink>, LuError> {
+    let Some(snode) = plan.snode.as_ref().filter(|_| plan.template == "drbd") else {
+        return Ok(Vec::new());
+    };
+    let n = plan.disks.len();
+    let nodes: Vec<Uuid> = (0..n)
+        .flat_map(|_| [plan.pnode.uuid.clone(), snode.uuid.clone()])
+        .collect();
+    let minors = crate::config::drbd::allocate_minors(cfg, &nodes);
+    let mut secrets = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = crate::config::drbd::generate_secret(cfg)
+            .map_err(|e| LuError::Exec(crate::error::chain(&e)))?;
+        secrets.push(s);
+    }
+    let ports = ctx.update_config(move |c| {
+        let mut ports = Vec::with_capacity(n);
+        for _ in 0..n {
+            match crate::config::drbd::allocate_port(&mut c.cluster) {
+                Ok(p) => ports.push(p),
+                Err(e) => return Err(e),
+            }
+        }
+        c.cluster.serial_no += 1;
+        Ok(ports)
+    })?;
+    Ok(ports
+        .into_iter()
+        .zip(secrets)
+        .enumerate()
+        .map(|(i, (port, secret))| DrbdLink {
+            port,
+            minor_primary: minors[2 * i],
+            minor_secondary: minors[2 * i + 1],
+            secret,
+        })
+        .collect())
+}
+
+/// Gives the ports of `inst`'s DRBD disks (as `cfg` records them) back to
+/// the cluster's pool after a failed creation.
+fn release_drbd_ports(ctx: &mut LuContext<'_>, cfg: &ConfigData, inst: &Instance) {
+    let ports: Vec<u32> = inst
+        .disks
+        .iter()
+        .filter_map(|u| cfg.disks.get(u))
+        .filter_map(|d| match &d.logical_id {
+            LogicalId::Drbd { port, .. } => Some(*port),
+            _ => None,
+        })
+        .collect();
+    if ports.is_empty() {
+        return;
+    }
+    if let Err(e) = ctx.update_config(move |c| {
+        for p in ports {
+            crate::config::drbd::release_port(&mut c.cluster, p);
+        }
+        c.cluster.serial_no += 1;
+        Ok(())
+    }) {
+        ctx.log(format!(
+            "WARNING: could not give the DRBD ports of {} back: {e}",
+            inst.name
+        ));
+    }
+}
+
+/// One `drbd` disk with its data and metadata volumes (Ganeti's
+/// `_GenerateDRBD8Branch`): LVs `<uuid>.disk<N>_data` (the disk's size)
+/// and `<uuid>.disk<N>_meta` (`DRBD_META_SIZE`), on both nodes.
+fn drbd_disk(
+    plan: &Plan,
+    idx: usize,
+    d: &DiskReq,
+    link: &DrbdLink,
+    default_vg: &str,
+    now: f64,
+) -> Disk {
+    let pnode = plan.pnode.uuid.clone();
+    let snode = plan
+        .snode
+        .as_ref()
+        .map(|n| n.uuid.clone())
+        .unwrap_or_default();
+    let nodes = vec![pnode.clone(), snode.clone()];
+    let vg = d.vg.clone().unwrap_or_else(|| default_vg.to_string());
+    let metavg = d.metavg.clone().unwrap_or_else(|| vg.clone());
+    let base = Uuid::generate();
+    let lv = |vg: &str, suffix: &str, size: u64| Disk {
+        dev_type: "plain".into(),
+        logical_id: LogicalId::Pair(vg.to_string(), format!("{base}.disk{idx}_{suffix}")),
+        nodes: nodes.clone(),
+        size,
+        mode: DiskMode::ReadWrite,
+        serial_no: 1,
+        ctime: now,
+        mtime: now,
+        ..Disk::default()
+    };
+    Disk {
+        name: d.name.clone(),
+        dev_type: "drbd".into(),
+        logical_id: LogicalId::Drbd {
+            node_a: pnode,
+            node_b: snode,
+            port: link.port,
+            minor_a: link.minor_primary,
+            minor_b: link.minor_secondary,
+            secret: link.secret.clone(),
+        },
+        children: vec![
+            lv(&vg, "data", d.size_mib),
+            lv(&metavg, "meta", DRBD_META_SIZE_MIB),
+        ],
+        nodes,
+        iv_name: format!("disk/{idx}"),
+        size: d.size_mib,
+        mode: d.mode,
+        serial_no: 1,
+        uuid: Uuid::generate(),
+        ctime: now,
+        mtime: now,
+        ..Disk::default()
+    }
+}
+
+/// Size of a DRBD metadata volume, MiB (Ganeti's `DRBD_META_SIZE`).
+pub const DRBD_META_SIZE_MIB: u64 = 128;
+
+#[cfg(test)]
+mod drbd_tests {
+    use crate::cmdlib::fake_rpc::{exec_err, prereq, TestCluster};
+    use crate::cmdlib::OpOutcome;
+    use crate::error::ErrorKind;
+    use crate::opcodes::params::{DiskTemplate, InstanceCreateMode};
+    use crate::opcodes::{Dict, OpInstanceCreate};
+    use crate::rpc::proto;
+    use serde_json::{json, Value};
+
+    const N1: &str = "node1.example.com";
+    const N2: &str = "node2.example.com";
+
+    fn cluster() -> TestCluster {
+        let mut cfg = crate::config::test_support::generated(3, 1);
+        cfg.cluster.enabled_disk_templates.push("drbd".into());
+        for n in cfg.nodes.values_mut() {
+            if n.name.as_str() == N2 {
+                n.secondary_ip = "198.51.100.2".into();
+            }
+        }
+        let c = TestCluster::with_config("create-drbd", cfg);
+        for n in [N1, N2] {
+            c.rpc.answer(
+                proto::NODE_HV_INFO,
+                n,
+                Ok(json!([proto::NodeHvInfo {
+                    hypervisor: "fake".into(),
+                    memory_total_mib: 4096,
+                    memory_free_mib: 4096,
+                    memory_dom0_mib: 512,
+                    cpu_total: 4,
+                    cpu_nodes: 1,
+                    cpu_sockets: 1,
+                }])),
+            );
+            c.rpc.answer(
+                proto::BLOCKDEV_ASSEMBLE,
+                n,
+                Ok(json!(proto::AssembledDisk {
+                    uuid: "x".into(),
+                    path: "/dev/drbd0".into(),
+                    uri: None,
+                })),
+            );
+        }
+        c
+    }
+
+    fn op(name: &str, snode: Option<&str>, template: DiskTemplate) -> OpInstanceCreate {
+        let disk: Dict = json!({"size": "1G"}).as_object().unwrap().clone();
+        OpInstanceCreate {
+            instance_name: name.into(),
+            mode: InstanceCreateMode::Create,
+            disk_template: Some(template),
+            disks: vec![disk],
+            nics: vec![Dict::new()],
+            os_type: Some("debootstrap+default".into()),
+            pnode: Some("node1".into()),
+            snode: snode.map(str::to_string),
+            beparams: json!({"maxmem": 256, "minmem": 256})
+                .as_object()
+                .unwrap()
+                .clone(),
+            name_check: false,
+            ip_check: false,
+            ..Default::default()
+        }
+    }
+
+    fn node_disk(args: &Value) -> proto::DiskSpec {
+        serde_json::from_value(args["disk"].clone()).unwrap()
+    }
+
+    #[test]
+    fn drbd_instance_gets_minors_port_secret_and_both_nodes() {
+        let c = cluster();
+        let (out, log) = c.run(op("d1.example.com", Some("node2"), DiskTemplate::Drbd));
+        assert_eq!(out, OpOutcome::Success(json!([N1, N2])), "{log:?}");
+
+        // Secondary first, then the primary; each gets its own side.
+        let creates = c.rpc.calls_of(proto::BLOCKDEV_CREATE);
+        let nodes: Vec<&str> = creates.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(nodes, vec![N2, N1]);
+        let on2 = node_disk(&creates[0].1);
+        let on1 = node_disk(&creates[1].1);
+        assert_eq!(creates[0].1["on_primary"], json!(false));
+        assert_eq!(creates[1].1["on_primary"], json!(true));
+        let n1_ip = c.config().node_by_name(N1).unwrap().1.primary_ip.clone();
+        assert_eq!(on1.dev_type, "drbd");
+        assert_eq!(on1.params["local-ip"], json!(n1_ip));
+        assert_eq!(on1.params["remote-ip"], json!("198.51.100.2"));
+        assert_eq!(on2.params["local-ip"], json!("198.51.100.2"));
+        assert_eq!(on2.params["remote-ip"], json!(n1_ip));
+        assert_eq!(on1.params["local-minor"], json!(0));
+        assert_eq!(on2.params["local-minor"], json!(0));
+        let id = on1.logical_id.as_array().unwrap().clone();
+        assert_eq!(id[2], json!(11000));
+        assert_eq!(id[5].as_str().unwrap().len(), 40, "secret");
+        assert_eq!(on1.children.len(), 2);
+        assert_eq!(on1.children[0].size_mib, 1024);
+        assert_eq!(on1.children[1].size_mib, 128);
+        assert!(on1.children[0].logical_id[1]
+            .as_str()
+            .unwrap()
+            .ends_with(".disk0_data"));
+        assert!(on1.children[1].logical_id[1]
+            .as_str()
+            .unwrap()
+            .ends_with(".disk0_meta"));
+        let asm: Vec<(String, Value)> = c.rpc.calls_of(proto::BLOCKDEV_ASSEMBLE);
+        assert_eq!(asm[0].0, N2);
+        assert_eq!(asm[1].0, N1);
+        assert_eq!(
+            node_disk(&asm[0].1).params["local-ip"],
+            json!("198.51.100.2")
+        );
+
+        let cfg = c.config();
+        assert_eq!(cfg.cluster.highest_used_port, 11000);
+        let (_, inst) = cfg.instance_by_name("d1.example.com").unwrap();
+        let sec = crate::cmdlib::instance::secondary_nodes(&cfg, inst);
+        assert_eq!(sec.len(), 1);
+        assert_eq!(cfg.nodes[&sec[0]].name.as_str(), N2);
+
+        // A second one on the same nodes: the next minors and port.
+        c.rpc.clear();
+        let (out, log) = c.run(op("d2.example.com", Some("node2"), DiskTemplate::Drbd));
+        assert!(matches!(out, OpOutcome::Success(_)), "{log:?}");
+        let creates = c.rpc.calls_of(proto::BLOCKDEV_CREATE);
+        let d = node_disk(&creates[1].1);
+        assert_eq!(d.params["local-minor"], json!(1));
+        assert_eq!(d.logical_id[2], json!(11001));
+        assert_ne!(d.logical_id[5], id[5], "a new secret");
+    }
+
+    #[test]
+    fn failed_drbd_creation_is_undone_and_gives_its_port_back() {
+        let c = cluster();
+        c.rpc.answer(
+            proto::BLOCKDEV_CREATE,
+            N1,
+            Err("drbdsetup: no module".into()),
+        );
+        let (out, _) = c.run(op("d1.example.com", Some("node2"), DiskTemplate::Drbd));
+        let msg = exec_err(out);
+        assert!(
+            msg.contains("Can't create block device disk/0 on node node1.example.com"),
+            "{msg}"
+        );
+        let removes = c.rpc.calls_of(proto::BLOCKDEV_REMOVE);
+        assert_eq!(removes.len(), 1);
+        assert_eq!(removes[0].0, N2, "the secondary's half is removed");
+        assert_eq!(node_disk(&removes[0].1).params["local-minor"], json!(0));
+        let cfg = c.config();
+        assert!(cfg.instance_by_name("d1.example.com").is_none());
+        assert_eq!(cfg.cluster.tcpudp_port_pool, [11000].into());
+        // The port is reused by the next creation.
+        c.rpc.answer(proto::BLOCKDEV_CREATE, N1, Ok(Value::Null));
+        c.rpc.clear();
+        let (out, log) = c.run(op("d1.example.com", Some("node2"), DiskTemplate::Drbd));
+        assert!(matches!(out, OpOutcome::Success(_)), "{log:?}");
+        assert!(c.config().cluster.tcpudp_port_pool.is_empty());
+        let creates = c.rpc.calls_of(proto::BLOCKDEV_CREATE);
+        assert_eq!(node_disk(&creates[0].1).logical_id[2], json!(11000));
+    }
+
+    #[test]
+    fn removing_a_drbd_instance_removes_both_halves_and_frees_the_port() {
+        let c = cluster();
+        let (out, log) = c.run(op("d1.example.com", Some("node2"), DiskTemplate::Drbd));
+        assert!(matches!(out, OpOutcome::Success(_)), "{log:?}");
+        c.rpc.clear();
+        let (out, log) = c.run(crate::opcodes::OpInstanceRemove {
+            instance_name: "d1.example.com".into(),
+            ..Default::default()
+        });
+        assert!(matches!(out, OpOutcome::Success(_)), "{log:?}");
+        let removes = c.rpc.calls_of(proto::BLOCKDEV_REMOVE);
+        let mut sides: Vec<(String, Value)> = removes
+            .iter()
+            .map(|(n, a)| (n.clone(), node_disk(a).params["local-ip"].clone()))
+            .collect();
+        sides.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(sides.len(), 2, "{removes:?}");
+        assert_eq!(sides[1], (N2.to_string(), json!("198.51.100.2")));
+        assert_ne!(sides[0].1, json!("198.51.100.2"));
+        let shut = c.rpc.calls_of(proto::BLOCKDEV_SHUTDOWN);
+        assert!(shut.iter().any(|(n, _)| n == N2), "{shut:?}");
+        let cfg = c.config();
+        assert!(cfg.instance_by_name("d1.example.com").is_none());
+        assert_eq!(cfg.cluster.tcpudp_port_pool, [11000].into());
+    }
+
+    #[test]
+    fn secondary_node_checks() {
+        let c = cluster();
+        let (kind, msg) = prereq(c.run(op("x.example.com", None, DiskTemplate::Drbd)).0);
+        assert_eq!(kind, ErrorKind::Inval);
+        assert!(msg.contains("mirror node"), "{msg}");
+        let (_, msg) = prereq(
+            c.run(op("x.example.com", Some("node1"), DiskTemplate::Drbd))
+                .0,
+        );
+        assert!(msg.contains("cannot be the primary"), "{msg}");
+        let mut plain = op("x.example.com", Some("node2"), DiskTemplate::Plain);
+        plain.disk_template = Some(DiskTemplate::Plain);
+        let (_, msg) = prereq(c.run(plain).0);
+        assert!(msg.contains("does not use a secondary node"), "{msg}");
+        assert!(c.rpc.calls_of(proto::BLOCKDEV_CREATE).is_empty());
     }
 }

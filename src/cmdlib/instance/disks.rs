@@ -233,7 +233,7 @@ impl LogicalUnit for LuInstanceGrowDisk {
                 }
                 let tgt = target_of(&cfg, node)?;
                 let args = BlockdevGrowArgs {
-                    disk: disk.clone(),
+                    disk: spec::disk_for_node(&cfg, &disk, node),
                     amount_mib: self.delta_mib,
                     dry_run,
                     backing_only,

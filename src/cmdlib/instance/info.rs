@@ -70,6 +70,10 @@ impl LuInstanceQueryData {
         let Ok(disks) = spec::disk_specs(cfg, inst) else {
             return BTreeMap::new();
         };
+        let disks = disks
+            .iter()
+            .map(|d| spec::disk_for_node(cfg, d, node))
+            .collect();
         let args = BlockdevsArgs { disks };
         match super::call_typed::<_, Vec<DiskStatus>>(
             ctx,

@@ -184,7 +184,10 @@ impl LogicalUnit for LuInstanceRemove {
         ctx.update_config(move |c| {
             c.instances.remove(&uuid);
             for d in &disk_uuids {
-                c.disks.remove(d);
+                if let Some(disk) = c.disks.remove(d) {
+                    // Ganeti's RemoveInstance: DRBD ports go back to the pool.
+                    crate::config::drbd::release_disk_ports(&mut c.cluster, &disk);
+                }
             }
             c.cluster.serial_no += 1;
             Ok(())

@@ -5,8 +5,10 @@
 //! Only templates whose disks are reachable from any node are moved here:
 //! `diskless`, `sharedfile`, `blockdev` and `ext` (Ganeti's
 //! `DTS_EXT_MIRROR`); the target node must be given, as iallocators are
-//! not available. `drbd` (internally mirrored) is refused until the DRBD
-//! storage backend exists; `plain` and `file` cannot be failed over or
+//! not available. `drbd` (internally mirrored) fails over to its secondary
+//! node only (no other target may be named), the nodes swapping roles;
+//! its live migration (dual-primary DRBD) is refused as not built yet;
+//! `plain` and `file` cannot be failed over or
 //! migrated at all (their disks live on one node: use `gnt-instance move`).
 //!
 //! - failover: stop on the source, shut the disks down there, switch the
@@ -216,16 +218,17 @@ impl Migrater {
         }
         templates.sort();
         templates.dedup();
-        if templates.iter().any(|t| t == "drbd") {
+        let drbd = templates.iter().any(|t| t == "drbd");
+        if drbd && !failover {
             return Err(inval(format!(
-                "Instance {} uses drbd disks; {text} of drbd instances are not supported yet in ganeti-rs (the DRBD storage backend is not built)",
+                "Instance {} uses drbd disks; live migration of drbd instances is not supported yet in ganeti-rs, use 'gnt-instance failover'",
                 inst.name
             )));
         }
         let bad: Vec<&str> = templates
             .iter()
             .map(String::as_str)
-            .filter(|t| !EXT_MIRRORED.contains(t))
+            .filter(|t| !EXT_MIRRORED.contains(t) && *t != "drbd")
             .collect();
         if !bad.is_empty() {
             return Err(state(format!(
@@ -233,7 +236,11 @@ impl Migrater {
                 bad.join(", ")
             )));
         }
-        let target = self.target_node(cfg)?;
+        let target = if drbd {
+            drbd_target(cfg, &inst, &self.req, &templates)?
+        } else {
+            self.target_node(cfg)?
+        };
         let pnode = node_by_uuid(cfg, &inst.primary_node)?;
         if target.uuid == inst.primary_node {
             return Err(state(format!(
@@ -648,6 +655,43 @@ impl Migrater {
 }
 
 /// `inst` as if `node` were its primary (for calls on the target).
+/// The failover target of a DRBD instance: its secondary, the other side
+/// of the mirror (Ganeti's `TLMigrateInstance.CheckPrereq` for
+/// internally mirrored templates); no other node may be asked for.
+fn drbd_target<'a>(
+    cfg: &'a ConfigData,
+    inst: &Instance,
+    req: &Request,
+    templates: &[String],
+) -> Result<&'a crate::config::objects::Node, LuError> {
+    let secondary = super::secondary_nodes(cfg, inst)
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            LuError::Exec(format!(
+                "No secondary node but using {} disk types",
+                templates.join(", ")
+            ))
+        })?;
+    let snode = node_by_uuid(cfg, &secondary)?;
+    let asked_other = req
+        .target_node
+        .as_deref()
+        .is_some_and(|t| t != snode.name.as_str());
+    if req.iallocator.is_some() || asked_other {
+        let text = if req.failover {
+            "failed over"
+        } else {
+            "migrated"
+        };
+        return Err(inval(format!(
+            "Instances with disk types {} cannot be {text} to arbitrary nodes (neither an iallocator nor a target node can be passed)",
+            templates.join(", ")
+        )));
+    }
+    Ok(snode)
+}
+
 fn with_primary(inst: &Instance, node: &Uuid) -> Instance {
     let mut moved = inst.clone();
     moved.primary_node = node.clone();
@@ -1174,6 +1218,49 @@ mod tests {
         assert!(m.contains("Can't compute free memory on node node2"), "{m}");
         assert_eq!(primary(&c), N1);
         assert!(c.rpc.calls_of(proto::MIGRATION_INFO).is_empty());
+    }
+
+    #[test]
+    fn drbd_fails_over_to_its_secondary_only() {
+        let c = cluster("fo-drbd", "drbd");
+        let (_, m) = prereq(c.run(failover_op(Some("node3"))).0);
+        assert!(
+            m.starts_with(
+                "Instances with disk types drbd cannot be failed over to arbitrary nodes"
+            ),
+            "{m}"
+        );
+        let (out, log) = c.run(failover_op(None));
+        assert!(matches!(out, OpOutcome::Success(_)), "{log:?}");
+        assert_eq!(primary(&c), N2);
+        // Disks shut down on both nodes, then assembled with node1 now the
+        // secondary (first) and node2 the primary (last, opened).
+        let asm = c.rpc.calls_of(proto::BLOCKDEV_ASSEMBLE);
+        let order: Vec<(&str, bool)> = asm
+            .iter()
+            .map(|(n, a)| (n.as_str(), a["on_primary"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(order, vec![(N1, false), (N2, true)]);
+        let n2_ip = c.config().node_by_name(N2).unwrap().1.secondary_ip.clone();
+        assert_eq!(asm[1].1["disk"]["params"]["local-ip"], json!(n2_ip));
+        assert_eq!(asm[0].1["disk"]["params"]["remote-ip"], json!(n2_ip));
+        let downs: Vec<String> = c
+            .rpc
+            .calls_of(proto::BLOCKDEV_SHUTDOWN)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(
+            downs.contains(&N1.to_string()) && downs.contains(&N2.to_string()),
+            "{downs:?}"
+        );
+        let starts = c.rpc.calls_of(proto::INSTANCE_START);
+        assert_eq!(starts.len(), 1);
+        assert_eq!(starts[0].0, N2);
+        // And back: node1 is the secondary now.
+        let (out, log) = c.run(failover_op(Some("node1")));
+        assert!(matches!(out, OpOutcome::Success(_)), "{log:?}");
+        assert_eq!(primary(&c), N1);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::node_by_uuid;
 use crate::cmdlib::LuError;
-use crate::config::objects::{ConfigData, Disk, Instance, Nic, ParamMap};
+use crate::config::objects::{ConfigData, Disk, Instance, LogicalId, Nic, ParamMap, Uuid};
 use crate::config::params;
 use crate::error::ErrorKind;
 use crate::rpc::proto::{DiskSpec, InstanceSpec, NicSpec, Params};
@@ -83,6 +83,73 @@ pub fn disk_specs(cfg: &ConfigData, inst: &Instance) -> Result<Vec<DiskSpec>, Lu
             Ok(disk_spec(d, &template_diskparams(cfg, inst, &d.dev_type)))
         })
         .collect()
+}
+
+/// DRBD's dynamic disk parameters (Ganeti's `DDP_*`): which side of the
+/// mirror the receiving node is and how to reach the other side. They
+/// differ per node, so they are filled in per call by [`disk_for_node`]
+/// and never stored in the config.
+pub const DDP_LOCAL_IP: &str = "local-ip";
+/// See [`DDP_LOCAL_IP`].
+pub const DDP_REMOTE_IP: &str = "remote-ip";
+/// See [`DDP_LOCAL_IP`].
+pub const DDP_LOCAL_MINOR: &str = "local-minor";
+/// See [`DDP_LOCAL_IP`].
+pub const DDP_REMOTE_MINOR: &str = "remote-minor";
+
+/// The replication address of a node: its secondary IP, or its primary
+/// IP on a single-homed node.
+pub fn replication_ip(node: &crate::config::objects::Node) -> String {
+    if node.secondary_ip.is_empty() {
+        node.primary_ip.clone()
+    } else {
+        node.secondary_ip.clone()
+    }
+}
+
+/// `disk` as `node` must receive it (Ganeti's
+/// `Disk.UpdateDynamicDiskParams`): a DRBD disk (or child) gets the
+/// dynamic parameters for `node`'s side of the mirror, so the node needs
+/// neither the config nor its own name in the `logical_id` (which holds
+/// node UUIDs). Other disks, and DRBD disks `node` is not part of, are
+/// returned unchanged.
+pub fn disk_for_node(cfg: &ConfigData, disk: &DiskSpec, node: &Uuid) -> DiskSpec {
+    let mut out = disk.clone();
+    if disk.dev_type == "drbd" {
+        if let Ok(LogicalId::Drbd {
+            node_a,
+            node_b,
+            minor_a,
+            minor_b,
+            ..
+        }) = serde_json::from_value::<LogicalId>(disk.logical_id.clone())
+        {
+            let sides = if *node == node_a {
+                Some((&node_a, &node_b, minor_a, minor_b))
+            } else if *node == node_b {
+                Some((&node_b, &node_a, minor_b, minor_a))
+            } else {
+                None
+            };
+            if let Some((local, remote, lminor, rminor)) = sides {
+                let ip = |u: &Uuid| cfg.nodes.get(u).map(replication_ip);
+                if let (Some(lip), Some(rip)) = (ip(local), ip(remote)) {
+                    out.params.insert(DDP_LOCAL_IP.into(), Value::from(lip));
+                    out.params.insert(DDP_REMOTE_IP.into(), Value::from(rip));
+                }
+                out.params
+                    .insert(DDP_LOCAL_MINOR.into(), Value::from(lminor));
+                out.params
+                    .insert(DDP_REMOTE_MINOR.into(), Value::from(rminor));
+            }
+        }
+    }
+    out.children = disk
+        .children
+        .iter()
+        .map(|c| disk_for_node(cfg, c, node))
+        .collect();
+    out
 }
 
 /// One NIC with its parameters filled from the cluster's.
@@ -214,6 +281,55 @@ mod tests {
         other.os = "other".into();
         let spec = instance_spec(&cfg, &other).unwrap();
         assert!(!spec.hvparams.contains_key("k"));
+    }
+
+    #[test]
+    fn drbd_disks_get_each_node_its_side() {
+        let mut cfg = generated(3, 0);
+        let uuids: Vec<Uuid> = cfg.nodes.keys().cloned().collect();
+        let (a, b, other) = (uuids[0].clone(), uuids[1].clone(), uuids[2].clone());
+        cfg.nodes.get_mut(&b).unwrap().secondary_ip = "198.51.100.2".into();
+        cfg.nodes.get_mut(&a).unwrap().secondary_ip = String::new();
+        let lv = |name: &str| Disk {
+            dev_type: "plain".into(),
+            logical_id: LogicalId::Pair("xenvg".into(), name.into()),
+            size: 1024,
+            ..Disk::default()
+        };
+        let disk = Disk {
+            dev_type: "drbd".into(),
+            logical_id: LogicalId::Drbd {
+                node_a: a.clone(),
+                node_b: b.clone(),
+                port: 11000,
+                minor_a: 0,
+                minor_b: 5,
+                secret: "s".into(),
+            },
+            children: vec![lv("d"), lv("m")],
+            size: 1024,
+            ..Disk::default()
+        };
+        let base = disk_spec(&disk, &ParamMap::new());
+        let on_a = disk_for_node(&cfg, &base, &a);
+        let a_ip = cfg.nodes[&a].primary_ip.clone();
+        assert_eq!(
+            on_a.params[DDP_LOCAL_IP],
+            json!(a_ip),
+            "single-homed: primary IP"
+        );
+        assert_eq!(on_a.params[DDP_REMOTE_IP], json!("198.51.100.2"));
+        assert_eq!(on_a.params[DDP_LOCAL_MINOR], json!(0));
+        assert_eq!(on_a.params[DDP_REMOTE_MINOR], json!(5));
+        let on_b = disk_for_node(&cfg, &base, &b);
+        assert_eq!(on_b.params[DDP_LOCAL_IP], json!("198.51.100.2"));
+        assert_eq!(on_b.params[DDP_REMOTE_IP], json!(a_ip));
+        assert_eq!(on_b.params[DDP_LOCAL_MINOR], json!(5));
+        assert_eq!(on_b.params[DDP_REMOTE_MINOR], json!(0));
+        assert!(on_b.children.iter().all(|c| c.params.is_empty()));
+        assert_eq!(disk_for_node(&cfg, &base, &other), base, "not its disk");
+        let file = disk_spec(&lv("x"), &ParamMap::new());
+        assert_eq!(disk_for_node(&cfg, &file, &a), file);
     }
 
     #[test]
