@@ -232,7 +232,7 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::InstanceSetParams(o) => {
             Box::new(instance::modify::LuInstanceSetParams::new(o.clone()))
         }
-        OpCode::InstanceMove(o) => Box::new(instance::modify::LuInstanceMove::new(o.clone())),
+        OpCode::InstanceMove(o) => Box::new(instance::transfer::LuInstanceMove::new(o.clone())),
         OpCode::InstanceQueryData(o) => {
             Box::new(instance::info::LuInstanceQueryData::new(o.clone()))
         }

@@ -7,3 +7,4 @@ mod job_queue;
 mod listing;
 mod luxi_python;
 mod multi_node;
+mod transfers;
