@@ -374,21 +374,28 @@ impl LuInstanceMove {
     }
 }
 
+/// Assembles the disks of `inst` on its primary and starts it there
+/// (after a failed move, or after an export shut it down).
+pub fn start_instance(
+    ctx: &mut LuContext<'_>,
+    cfg: &ConfigData,
+    inst: &Instance,
+) -> Result<(), String> {
+    let disks = assemble_disks(ctx, cfg, inst).map_err(|e| e.to_string())?;
+    let pnode = target_of(cfg, &inst.primary_node).map_err(|e| e.to_string())?;
+    let args = proto::InstanceStartArgs {
+        instance: instance_spec_of(cfg, &inst.uuid).map_err(|e| e.to_string())?,
+        disks,
+        startup_paused: false,
+    };
+    call(ctx, proto::INSTANCE_START, &pnode, &args, SLOW_TIMEOUT)
+        .map(|_| ())
+        .map_err(|e| rpc_msg(&e))
+}
+
 /// Best effort after a failed move: the instance runs again where it was.
 fn restart_on_source(ctx: &mut LuContext<'_>, cfg: &ConfigData, inst: &Instance) {
-    let restart = |ctx: &mut LuContext<'_>| -> Result<(), String> {
-        let disks = assemble_disks(ctx, cfg, inst).map_err(|e| e.to_string())?;
-        let source = target_of(cfg, &inst.primary_node).map_err(|e| e.to_string())?;
-        let args = proto::InstanceStartArgs {
-            instance: instance_spec_of(cfg, &inst.uuid).map_err(|e| e.to_string())?,
-            disks,
-            startup_paused: false,
-        };
-        call(ctx, proto::INSTANCE_START, &source, &args, SLOW_TIMEOUT)
-            .map(|_| ())
-            .map_err(|e| rpc_msg(&e))
-    };
-    match restart(ctx) {
+    match start_instance(ctx, cfg, inst) {
         Ok(()) => ctx.log(format!(
             "Instance {} restarted on its original node",
             inst.name

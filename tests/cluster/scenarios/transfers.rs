@@ -171,3 +171,110 @@ fn file_instance_moves_with_its_file_system_intact() {
     assert!(!runs_on(&c, "node1", "vm1"));
     assert_eq!(sha1_of(&disk_files(&c, "node1", "vm1")[0]), sum);
 }
+
+#[test]
+fn export_lists_and_removes_with_the_disk_intact() {
+    let c = cluster();
+    c.run(
+        "node1",
+        "gnt-instance",
+        &[
+            "add",
+            "-t",
+            "file",
+            "--disk",
+            "0:size=8M",
+            "-o",
+            "image+default",
+            "-H",
+            "fake",
+            "-B",
+            "maxmem=128M,minmem=128M,vcpus=1",
+            "-n",
+            "node1",
+            "--no-name-check",
+            "--no-ip-check",
+            "vm2",
+        ],
+    )
+    .ok();
+    let disk = disk_files(&c, "node1", "vm2");
+    c.run("node1", "gnt-instance", &["shutdown", "vm2"]).ok();
+    let sum = sha1_of(&disk[0]);
+    c.run("node1", "gnt-instance", &["startup", "vm2"]).ok();
+
+    let remote = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &["export", "-n", "node2", "--mode", "remote", "vm2"],
+        )
+        .failed();
+    assert!(remote.stderr.contains("only local"), "{remote:?}");
+
+    c.run("node1", "gnt-backup", &["export", "-n", "node2", "vm2"])
+        .ok();
+    // Restarted after the copy, as it was running.
+    assert!(runs_on(&c, "node1", "vm2"));
+    let dir = c.path("node2", "/srv/ganeti/export/vm2");
+    let ini = std::fs::read_to_string(dir.join("config.ini")).unwrap();
+    assert!(ini.starts_with("[export]\nversion = 0\n"), "{ini}");
+    assert!(ini.contains("\nsource = node1"), "{ini}");
+    assert!(ini.contains("\nos = image+default\n"), "{ini}");
+    assert!(ini.contains("\ndisk_template = file\n"), "{ini}");
+    assert!(ini.contains("\ndisk0_size = 8\n"), "{ini}");
+    assert!(
+        ini.contains("\n[backend]\n") && ini.contains("\n[os]\n"),
+        "{ini}"
+    );
+    let dump_name = ini
+        .lines()
+        .find_map(|l| l.strip_prefix("disk0_dump = "))
+        .unwrap()
+        .to_string();
+    let dump = dir.join(&dump_name);
+    assert_eq!(sha1_of(&dump), sum);
+    fsck_clean(&dump);
+    assert!(!c.path("node2", "/srv/ganeti/export/vm2.new").exists());
+
+    let listed = c.run("node1", "gnt-backup", &["list"]).ok();
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["Node", "Export"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["node2", "vm2"]
+    );
+    assert_eq!(lines.len(), 2, "{listed:?}");
+    let only1 = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &["list", "--node", "node1", "--no-headers"],
+        )
+        .ok();
+    assert_eq!(only1.stdout.trim(), "");
+
+    // A new export to node1 replaces the one on node2.
+    c.run(
+        "node1",
+        "gnt-backup",
+        &["export", "-n", "node1", "--noshutdown", "vm2"],
+    )
+    .ok();
+    let listed = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &["list", "--no-headers", "--separator", "|"],
+        )
+        .ok();
+    assert_eq!(listed.stdout.trim(), "node1|vm2");
+
+    c.run("node1", "gnt-backup", &["remove", "vm2"]).ok();
+    let listed = c.run("node1", "gnt-backup", &["list", "--no-headers"]).ok();
+    assert_eq!(listed.stdout.trim(), "");
+    assert!(!c.path("node1", "/srv/ganeti/export/vm2").exists());
+}
