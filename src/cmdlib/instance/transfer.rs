@@ -407,6 +407,257 @@ fn restart_on_source(ctx: &mut LuContext<'_>, cfg: &ConfigData, inst: &Instance)
     }
 }
 
+/// Ganeti's export directory (production path).
+pub const EXPORT_DIR: &str = "/srv/ganeti/export";
+
+/// An export read for an import (`OP_INSTANCE_CREATE`, mode `import`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportSource {
+    /// The node holding the export.
+    pub node: Uuid,
+    /// The export's directory name.
+    pub export: String,
+    /// `config.ini`, section → key → value.
+    pub ini: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl ImportSource {
+    /// A value of `config.ini`.
+    pub fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.ini
+            .get(section)
+            .and_then(|s| s.get(key))
+            .map(String::as_str)
+    }
+
+    /// `(dump file, size MiB)` of each exported disk, in order.
+    pub fn disks(&self) -> Result<Vec<(String, u64)>, String> {
+        let count: usize = self
+            .get("instance", "disk_count")
+            .unwrap_or("0")
+            .parse()
+            .map_err(|e| format!("disk_count in the export: {e}"))?;
+        (0..count)
+            .map(|i| {
+                let dump = self
+                    .get("instance", &format!("disk{i}_dump"))
+                    .ok_or_else(|| format!("the export has no disk{i}_dump"))?;
+                let size = self
+                    .get("instance", &format!("disk{i}_size"))
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| format!("the export has no valid disk{i}_size"))?;
+                Ok((dump.to_string(), size))
+            })
+            .collect()
+    }
+}
+
+/// Parses Ganeti's `config.ini` (Python `ConfigParser` text: `[section]`,
+/// `key = value`; `#`/`;` comments).
+pub fn parse_ini(
+    text: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    let mut out: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
+        Default::default();
+    let mut section = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            section = name.to_string();
+            out.entry(section.clone()).or_default();
+        } else if let Some((k, v)) = t.split_once('=').or_else(|| t.split_once(':')) {
+            out.entry(section.clone())
+                .or_default()
+                .insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    out
+}
+
+/// The export name an import's `src_path` names: a name, or a path
+/// directly inside the export directory; `None` means the instance's name.
+pub fn export_name(src_path: Option<&str>, instance: &str) -> Result<String, LuError> {
+    let inval = |m: String| LuError::prereq(ErrorKind::Inval, m);
+    let name = match src_path {
+        None => instance,
+        Some(p) if p.starts_with('/') => p
+            .trim_end_matches('/')
+            .strip_prefix(EXPORT_DIR)
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or_else(|| {
+                inval(format!(
+                    "Import source path {p} is not inside the export directory {EXPORT_DIR}"
+                ))
+            })?,
+        Some(p) => p,
+    };
+    if name.is_empty() || name.starts_with('.') || name.contains('/') {
+        return Err(inval(format!("Invalid export name {name:?}")));
+    }
+    Ok(name.to_string())
+}
+
+/// Reads the export an import names (`export_info` on its node) and fills
+/// what the opcode leaves open from it, as Ganeti's `_ReadExportParams`
+/// does: OS, disk template, disks (sizes), NICs (mode and link; new MACs,
+/// since the exported instance may still exist), memory and vCPUs, OS
+/// parameters. Hypervisor parameters are not taken over.
+pub fn read_import_source(
+    ctx: &LuContext<'_>,
+    cfg: &ConfigData,
+    op: &mut crate::opcodes::OpInstanceCreate,
+) -> Result<ImportSource, LuError> {
+    let inval = |m: String| LuError::prereq(ErrorKind::Inval, m);
+    let src = op.src_node.clone().ok_or_else(|| {
+        inval("Importing an instance needs the source node (--src-node); searching all nodes is not supported by ganeti-rs".into())
+    })?;
+    let (_, node) = cfg
+        .node_by_name(&src)
+        .ok_or_else(|| LuError::prereq(ErrorKind::NoEnt, format!("Node '{src}' not known")))?;
+    let export = export_name(op.src_path.as_deref(), &op.instance_name)?;
+    let tgt = crate::cmdlib::node::target(node);
+    let text: String = call_typed(
+        ctx,
+        proto::EXPORT_INFO,
+        &tgt,
+        &proto::ExportArgs {
+            export: export.clone(),
+        },
+        super::QUICK_TIMEOUT,
+    )
+    .map_err(|e| {
+        LuError::prereq(
+            ErrorKind::Inval,
+            format!(
+                "No export or invalid export found in dir {EXPORT_DIR}/{export} on node {}: {}",
+                node.name,
+                rpc_msg(&e)
+            ),
+        )
+    })?;
+    let source = ImportSource {
+        node: node.uuid.clone(),
+        export,
+        ini: parse_ini(&text),
+    };
+    let version = source.get("export", "version").unwrap_or("");
+    if version != "0" {
+        return Err(inval(format!("Wrong export version {version} (wanted 0)")));
+    }
+    if op.os_type.is_none() {
+        op.os_type = source.get("export", "os").map(str::to_string);
+    }
+    if op.disk_template.is_none() {
+        if let Some(t) = source.get("instance", "disk_template") {
+            op.disk_template = serde_json::from_value(serde_json::json!(t)).ok();
+        }
+    }
+    let disks = source.disks().map_err(inval)?;
+    if op.disks.is_empty() {
+        op.disks = disks
+            .iter()
+            .map(|(_, size)| {
+                [("size".to_string(), serde_json::json!(size))]
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
+    } else if op.disks.len() != disks.len() {
+        return Err(inval(format!(
+            "Wrong number of disks: the export has {}, {} given",
+            disks.len(),
+            op.disks.len()
+        )));
+    }
+    if op.nics.is_empty() {
+        let count: usize = source
+            .get("instance", "nic_count")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        op.nics = (0..count)
+            .map(|i| {
+                let mut d = crate::opcodes::Dict::new();
+                for key in ["mode", "link"] {
+                    if let Some(v) = source
+                        .get("instance", &format!("nic{i}_{key}"))
+                        .filter(|v| !v.is_empty() && *v != "None")
+                    {
+                        d.insert(key.to_string(), serde_json::json!(v));
+                    }
+                }
+                d
+            })
+            .collect();
+    }
+    for (key, from) in [
+        ("maxmem", "maxmem"),
+        ("minmem", "minmem"),
+        ("vcpus", "vcpus"),
+    ] {
+        if !op.beparams.contains_key(key) {
+            if let Some(n) = source
+                .get("instance", from)
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                op.beparams.insert(key.to_string(), serde_json::json!(n));
+            }
+        }
+    }
+    if let Some(osp) = source.ini.get("os") {
+        for (k, v) in osp {
+            op.osparams
+                .entry(k.clone())
+                .or_insert_with(|| serde_json::json!(v));
+        }
+    }
+    Ok(source)
+}
+
+/// Fills the new instance's disks from the export's dumps (raw copy; the
+/// new primary pulls each dump from the export's node).
+pub fn import_disks(
+    ctx: &mut LuContext<'_>,
+    cfg: &ConfigData,
+    inst: &Instance,
+    source: &ImportSource,
+) -> Result<(), LuError> {
+    let dumps = source.disks().map_err(LuError::Exec)?;
+    let specs = spec::disk_specs(cfg, inst)?;
+    for (d, (dump, size_mib)) in specs.iter().zip(dumps) {
+        if d.size_mib < size_mib {
+            return Err(LuError::Exec(format!(
+                "{} is {} MiB, smaller than the exported {size_mib} MiB",
+                d.iv_name, d.size_mib
+            )));
+        }
+        ctx.log(format!(
+            "Importing {} from export {}",
+            d.iv_name, source.export
+        ));
+        let done = pull(
+            ctx,
+            cfg,
+            &source.node,
+            &inst.primary_node,
+            TransferEnd::ExportFile {
+                export: source.export.clone(),
+                file: dump,
+            },
+            TransferEnd::Disk(d.clone()),
+            Some(size_mib * MIB),
+        )
+        .map_err(|e| LuError::Exec(format!("Disk import of {} failed: {e}", d.iv_name)))?;
+        ctx.log(format!(
+            "{}: imported {} bytes (sha1 {})",
+            d.iv_name, done.bytes, done.sha1
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::cmdlib::fake_rpc::{exec_err, prereq, TestCluster};
@@ -621,5 +872,42 @@ mod tests {
             "Instance disk 0 has disk type sharedfile and is not suitable for copying"
         );
         assert!(c.rpc.calls().is_empty());
+    }
+
+    #[test]
+    fn export_names_and_ini_parse_as_ganeti_writes_them() {
+        use super::{export_name, parse_ini, ImportSource};
+        assert_eq!(export_name(None, "vm1").unwrap(), "vm1");
+        assert_eq!(export_name(Some("vm2"), "vm1").unwrap(), "vm2");
+        assert_eq!(
+            export_name(Some("/srv/ganeti/export/vm2/"), "vm1").unwrap(),
+            "vm2"
+        );
+        for bad in ["/etc/ganeti", "/srv/ganeti/export/a/b", "..", "a/b", ".x"] {
+            let (kind, m) = match export_name(Some(bad), "vm1") {
+                Err(crate::cmdlib::LuError::Prereq { kind, message }) => (kind, message),
+                other => panic!("{bad}: {other:?}"),
+            };
+            assert_eq!(kind, ErrorKind::Inval, "{bad}: {m}");
+        }
+        let ini = parse_ini(
+            "[export]\nversion = 0\nos = image+default\n\n[instance]\nname = vm1\n\
+             disk_count = 2\ndisk0_dump = u0\ndisk0_size = 8\ndisk1_dump = u1\n\
+             disk1_size = 16\n# comment\nnic0_vlan = \n",
+        );
+        assert_eq!(ini["export"]["os"], "image+default");
+        assert_eq!(ini["instance"]["nic0_vlan"], "");
+        let src = ImportSource {
+            node: crate::config::objects::Uuid::generate(),
+            export: "vm1".into(),
+            ini,
+        };
+        assert_eq!(
+            src.disks().unwrap(),
+            vec![("u0".to_string(), 8), ("u1".to_string(), 16)]
+        );
+        let mut broken = src.clone();
+        broken.ini.get_mut("instance").unwrap().remove("disk1_size");
+        assert!(broken.disks().unwrap_err().contains("disk1_size"));
     }
 }

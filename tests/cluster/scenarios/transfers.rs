@@ -278,3 +278,104 @@ fn export_lists_and_removes_with_the_disk_intact() {
     assert_eq!(listed.stdout.trim(), "");
     assert!(!c.path("node1", "/srv/ganeti/export/vm2").exists());
 }
+
+#[test]
+fn export_then_import_under_a_new_name_on_another_node() {
+    let c = cluster();
+    c.run(
+        "node1",
+        "gnt-instance",
+        &[
+            "add",
+            "-t",
+            "file",
+            "--disk",
+            "0:size=8M",
+            "-o",
+            "image+default",
+            "-H",
+            "fake",
+            "-B",
+            "maxmem=128M,minmem=128M,vcpus=1",
+            "-n",
+            "node1",
+            "--no-name-check",
+            "--no-ip-check",
+            "vm3",
+        ],
+    )
+    .ok();
+    c.run("node1", "gnt-backup", &["export", "-n", "node1", "vm3"])
+        .ok();
+    let sum = sha1_of(&disk_files(&c, "node1", "vm3")[0]);
+
+    // Without a source node: refused by name, nothing created.
+    let no_src = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &[
+                "import",
+                "-n",
+                "node2",
+                "--src-dir",
+                "vm3",
+                "--no-name-check",
+                "--no-ip-check",
+                "vm4",
+            ],
+        )
+        .failed();
+    assert!(no_src.stderr.contains("--src-node"), "{no_src:?}");
+
+    c.run(
+        "node1",
+        "gnt-backup",
+        &[
+            "import",
+            "-n",
+            "node2",
+            "--src-node",
+            "node1",
+            "--src-dir",
+            "/srv/ganeti/export/vm3",
+            "--no-name-check",
+            "--no-ip-check",
+            "vm4",
+        ],
+    )
+    .ok();
+    assert_eq!(field(&c, "vm4", "pnode"), "node2");
+    assert_eq!(field(&c, "vm4", "os"), "image+default");
+    assert_eq!(field(&c, "vm4", "disk_template"), "file");
+    let disks = disk_files(&c, "node2", "vm4");
+    assert_eq!(disks.len(), 1, "{disks:?}");
+    assert_eq!(sha1_of(&disks[0]), sum);
+    fsck_clean(&disks[0]);
+    // Not started (gnt-backup import's default); starts from its disks.
+    assert!(!runs_on(&c, "node2", "vm4"));
+    c.run("node1", "gnt-instance", &["startup", "vm4"]).ok();
+    assert!(runs_on(&c, "node2", "vm4"));
+
+    // A missing export fails before anything is created.
+    let missing = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &[
+                "import",
+                "-n",
+                "node2",
+                "--src-node",
+                "node2",
+                "--src-dir",
+                "vm3",
+                "--no-name-check",
+                "--no-ip-check",
+                "vm5",
+            ],
+        )
+        .failed();
+    assert!(missing.stderr.contains("No export"), "{missing:?}");
+    assert!(disk_files(&c, "node2", "vm5").is_empty());
+}
