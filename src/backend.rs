@@ -18,8 +18,10 @@
 //! refused as a whole, before anything is written.
 
 pub mod blockdev;
+pub mod export;
 pub mod instance;
 pub mod os;
+pub mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -722,7 +724,9 @@ pub fn dispatch_instance_procedure(
     procedure: &str,
     args: serde_json::Value,
 ) -> Option<Result<serde_json::Value, String>> {
-    use crate::rpc::proto::{BLOCKDEV_PROCEDURES, INSTANCE_PROCEDURES, OS_PROCEDURES};
+    use crate::rpc::proto::{
+        BLOCKDEV_PROCEDURES, INSTANCE_PROCEDURES, OS_PROCEDURES, TRANSFER_PROCEDURES,
+    };
     if !INSTANCE_PROCEDURES.contains(&procedure) {
         return None;
     }
@@ -730,6 +734,8 @@ pub fn dispatch_instance_procedure(
         blockdev::handle(paths, procedure, args)
     } else if OS_PROCEDURES.contains(&procedure) {
         os::handle(paths, procedure, args)
+    } else if TRANSFER_PROCEDURES.contains(&procedure) {
+        transfer::handle(paths, procedure, args)
     } else {
         instance::handle(paths, procedure, args)
     };

@@ -18,6 +18,7 @@
 //! Opcodes whose LU is not built yet fail with [`LuError::NotImplemented`];
 //! `docs/opcodes.md` lists which.
 
+pub mod backup;
 pub mod cluster;
 #[cfg(test)]
 pub mod fake_rpc;
@@ -242,7 +243,9 @@ pub fn logical_unit_for(op: &OpCode) -> Result<Box<dyn LogicalUnit>, LuError> {
         OpCode::InstanceSetParams(o) => {
             Box::new(instance::modify::LuInstanceSetParams::new(o.clone()))
         }
-        OpCode::InstanceMove(o) => Box::new(instance::modify::LuInstanceMove::new(o.clone())),
+        OpCode::InstanceMove(o) => Box::new(instance::transfer::LuInstanceMove::new(o.clone())),
+        OpCode::BackupExport(o) => Box::new(backup::LuBackupExport::new(o.clone())),
+        OpCode::BackupRemove(o) => Box::new(backup::LuBackupRemove::new(o.clone())),
         OpCode::InstanceQueryData(o) => {
             Box::new(instance::info::LuInstanceQueryData::new(o.clone()))
         }

@@ -2,8 +2,11 @@
 //!
 //! `export` submits `OP_BACKUP_EXPORT`, `remove` `OP_BACKUP_REMOVE`, and
 //! `import` builds `OP_INSTANCE_CREATE` in import mode with the options of
-//! `gnt-instance add` ([`super::instance_create`]). `list` and
-//! `list-fields` need the Query2 `export` resource, which is not built yet.
+//! `gnt-instance add` ([`super::instance_create`]). `list` asks every
+//! online node for its exports directly over node RPC (`export_list`, with
+//! the cluster certificate, as `gnt-cluster command` does) and prints
+//! Ganeti's `Node`/`Export` table; `list-fields` (the Query2 `export`
+//! resource) is not built yet.
 
 use super::instance_create::{create_op, CreateMode, CreateOptions};
 use super::job::{parse_priority, run_job, SubmitOpts};
@@ -15,7 +18,7 @@ use serde_json::{json, Value};
 const GANETI_COMMANDS: &[&str] = &["list", "list-fields", "export", "import", "remove"];
 
 /// The commands built so far.
-const BUILT: &[&str] = &["export", "import", "remove"];
+const BUILT: &[&str] = &["list", "export", "import", "remove"];
 
 /// Short options that take a value (for argv normalisation).
 const SHORT_WITH_VALUE: &[char] = &['t', 's', 'o', 'O', 'H', 'B', 'n', 'g', 'I'];
@@ -32,9 +35,28 @@ struct GntBackup {
 // Parsed once per run and dropped; boxing would gain nothing.
 #[allow(clippy::large_enum_variant)]
 enum Command {
+    List(ListArgs),
     Export(ExportArgs),
     Import(ImportArgs),
     Remove(RemoveArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// Lists the exports on the nodes.
+#[argh(subcommand, name = "list")]
+struct ListArgs {
+    /// only the exports on this node (repeatable)
+    #[argh(option)]
+    node: Vec<String>,
+    /// fields to show: node, export (default both)
+    #[argh(option, short = 'o')]
+    output: Option<String>,
+    /// do not print the header line
+    #[argh(switch)]
+    no_headers: bool,
+    /// separate columns with this text instead of aligning them
+    #[argh(option)]
+    separator: Option<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -217,6 +239,7 @@ pub fn main(program: &str, args: &[String]) -> u8 {
         Err(code) => return code,
     };
     let (op, opts) = match &cmd.command {
+        Command::List(a) => return list(a),
         Command::Export(a) => (
             export_op(a),
             opts(&a.priority, a.submit, a.print_jobid, a.dry_run),
@@ -231,6 +254,91 @@ pub fn main(program: &str, args: &[String]) -> u8 {
         ),
     };
     run_job(op, &opts, |_| {})
+}
+
+/// `gnt-backup list`: `export_list` on every chosen online node.
+#[allow(clippy::print_stdout)]
+fn list(a: &ListArgs) -> u8 {
+    use crate::rpc::NodeRpc;
+    let fields = super::list::selected_fields(a.output.as_deref(), &["node", "export"]);
+    if let Some(bad) = fields
+        .iter()
+        .find(|f| !["node", "export"].contains(&f.as_str()))
+    {
+        eprintln!("Unknown field '{bad}' for exports (known: node, export)");
+        return super::EXIT_FAILURE;
+    }
+    let paths = match crate::paths::Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}", crate::error::chain(&e));
+            return super::EXIT_FAILURE;
+        }
+    };
+    let mut client = match super::connect_master(super::MasterSocket::Query) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rows = match super::nodes::query_nodes(&mut client, &[]) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let nodes = match super::nodes::select_online(&rows, &a.node, None) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("{e}");
+            return super::EXIT_FAILURE;
+        }
+    };
+    let rpc = match super::nodes::rpc_client(&paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let targets: Vec<_> = nodes
+        .iter()
+        .map(|n| n.target(super::nodes::Network::Primary))
+        .collect();
+    let answers = rpc.call(
+        crate::rpc::proto::EXPORT_LIST,
+        &targets,
+        &json!({}),
+        std::time::Duration::from_secs(60),
+    );
+    let mut table = Vec::new();
+    for (node, result) in answers {
+        let exports: Vec<String> = match result
+            .map_err(|e| crate::error::chain(&e))
+            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("Failed to query node {node} (continuing): {e}");
+                continue;
+            }
+        };
+        for e in exports {
+            table.push(
+                fields
+                    .iter()
+                    .map(|f| if f == "node" { node.clone() } else { e.clone() })
+                    .collect::<Vec<String>>(),
+            );
+        }
+    }
+    let columns: Vec<(String, bool)> = fields
+        .iter()
+        .map(|f| {
+            (
+                if f == "node" { "Node" } else { "Export" }.to_string(),
+                false,
+            )
+        })
+        .collect();
+    for line in super::output::format_table(&table, &columns, !a.no_headers, a.separator.as_deref())
+    {
+        println!("{}", line.trim_end());
+    }
+    super::EXIT_SUCCESS
 }
 
 fn opts(

@@ -9,8 +9,9 @@
 //! - [`disks`]: activate, deactivate and grow disks;
 //! - [`info`]: `OP_INSTANCE_QUERY_DATA` (`gnt-instance info`);
 //! - [`migrate`]: failover and migration (shared-storage templates);
-//! - [`modify`]: rename, reinstall, parameter changes; move (refused);
+//! - [`modify`]: rename, reinstall, parameter changes;
 //! - [`recreate`]: recreating lost disks (`OP_INSTANCE_RECREATE_DISKS`);
+//! - [`transfer`]: move (disk copy between nodes) and the copy step `gnt-backup` uses;
 //!
 //! Run by masterd's job workers. Like every LU these never touch a
 //! hypervisor, block device or OS script: each step is a node RPC
@@ -27,6 +28,7 @@ pub mod migrate;
 pub mod modify;
 pub mod recreate;
 pub mod spec;
+pub mod transfer;
 
 use super::{LockNeed, LuContext, LuError};
 use crate::config::objects::{ConfigData, Instance, Node, Uuid};

@@ -354,6 +354,13 @@ pub const INSTANCE_PROCEDURES: &[&str] = &[
     INSTANCE_OS_RENAME,
     INSTANCE_OS_EXPORT,
     INSTANCE_OS_IMPORT,
+    // Transfers (issue 5): the block at the end of this file.
+    TRANSFER_READ,
+    TRANSFER_PULL,
+    EXPORT_LIST,
+    EXPORT_INFO,
+    EXPORT_FINALIZE,
+    EXPORT_REMOVE,
 ];
 
 /// A parameter dictionary as it travels (`hvparams`, `beparams`, …).
@@ -720,4 +727,128 @@ pub struct InstanceConsoleArgs {
     pub node_name: String,
     /// The primary node's address.
     pub node_address: String,
+}
+
+// ---------------------------------------------------------------------
+// Transfers (issue 5): moving disk data between nodes (`gnt-instance
+// move`, `gnt-backup`). Pull model: the receiving node reads from the
+// sending node over the same mutual-TLS RPC, chunk by chunk, so memory
+// stays bounded and no extra daemon or port is needed (Ganeti uses
+// socat-based import/export daemons instead).
+
+/// `transfer_read`: sending side, one chunk of a disk or export file.
+pub const TRANSFER_READ: &str = "transfer_read";
+/// `transfer_pull`: receiving side, copy a whole disk or file from another
+/// node (by repeated `transfer_read` calls) into a local disk or file.
+pub const TRANSFER_PULL: &str = "transfer_pull";
+/// `export_list`: the exports in the node's export directory.
+pub const EXPORT_LIST: &str = "export_list";
+/// `export_info`: the `config.ini` of one export.
+pub const EXPORT_INFO: &str = "export_info";
+/// `export_finalize`: write `config.ini` into `<name>.new` and rename it
+/// to `<name>` (Ganeti's `FinalizeExport`).
+pub const EXPORT_FINALIZE: &str = "export_finalize";
+/// `export_remove`: remove one export directory (missing is fine).
+pub const EXPORT_REMOVE: &str = "export_remove";
+
+/// The transfer and export procedures among [`INSTANCE_PROCEDURES`].
+pub const TRANSFER_PROCEDURES: &[&str] = &[
+    TRANSFER_READ,
+    TRANSFER_PULL,
+    EXPORT_LIST,
+    EXPORT_INFO,
+    EXPORT_FINALIZE,
+    EXPORT_REMOVE,
+];
+
+/// Largest chunk one [`TRANSFER_READ`] returns (4 MiB, 5.3 MB in base64).
+pub const TRANSFER_CHUNK_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// One end of a transfer, on the node that serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum TransferEnd {
+    /// A disk, assembled on that node; read or written through its device
+    /// path.
+    Disk(DiskSpec),
+    /// A file directly inside one export directory:
+    /// `<export dir>/<export>/<file>`. Both are single path components.
+    ExportFile {
+        /// The export directory's name (`inst1.example.com.new`).
+        export: String,
+        /// The file's name (`<disk uuid>`, Ganeti's dump name).
+        file: String,
+    },
+}
+
+/// Arguments of [`TRANSFER_READ`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferReadArgs {
+    /// What to read.
+    pub source: TransferEnd,
+    /// Byte offset.
+    pub offset: u64,
+    /// Bytes wanted, at most [`TRANSFER_CHUNK_MAX_BYTES`].
+    pub length: u64,
+}
+
+/// Result of [`TRANSFER_READ`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferChunk {
+    /// The bytes, base64 ([`super::b64`]); fewer than asked at the end.
+    pub data: String,
+    /// Whether the source ends at or before `offset + length`.
+    pub eof: bool,
+}
+
+/// Arguments of [`TRANSFER_PULL`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferPullArgs {
+    /// The sending node's name (for messages).
+    pub source_node: String,
+    /// The sending node's address (primary IP).
+    pub source_address: String,
+    /// Its noded port; `0` (default): the port this node serves on.
+    #[serde(default)]
+    pub source_port: u16,
+    /// What to read on the sending node.
+    pub source: TransferEnd,
+    /// Where to write on this node. A disk is written in place (it must
+    /// exist and be at least as large); an export file is created or
+    /// truncated, its export directory created if needed.
+    pub dest: TransferEnd,
+    /// Bytes to copy; `None`: until the source ends.
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+}
+
+/// Result of [`TRANSFER_PULL`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferDone {
+    /// Bytes written.
+    pub bytes: u64,
+    /// SHA-1 (hex) of the bytes written.
+    pub sha1: String,
+}
+
+/// Arguments of [`EXPORT_INFO`] and [`EXPORT_REMOVE`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportArgs {
+    /// The export's directory name under the export dir (one component).
+    pub export: String,
+}
+
+/// Arguments of [`EXPORT_FINALIZE`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportFinalizeArgs {
+    /// The final name (the instance's); the data is in `<export>.new`.
+    pub export: String,
+    /// The text of `config.ini` (Ganeti's export format, built by the master).
+    pub config: String,
 }

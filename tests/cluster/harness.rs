@@ -69,6 +69,7 @@ impl TestCluster {
             "cfgupgrade",
             "gnt-node",
             "gnt-instance",
+            "gnt-backup",
             "gnt-group",
             "gnt-job",
             "gnt-debug",

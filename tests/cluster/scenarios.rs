@@ -10,3 +10,4 @@ mod listing;
 mod luxi_python;
 mod multi_node;
 mod verify_disks;
+mod transfers;

@@ -679,7 +679,10 @@ impl LuInstanceCreate {
 
 impl LogicalUnit for LuInstanceCreate {
     fn expand_names(&mut self, cfg: &ConfigData) -> Result<(), LuError> {
-        if self.op.mode != InstanceCreateMode::Create {
+        if !matches!(
+            self.op.mode,
+            InstanceCreateMode::Create | InstanceCreateMode::Import
+        ) {
             return Err(inval(format!(
                 "Instance creation mode '{}' is not supported yet by ganeti-rs",
                 self.op.mode.as_str()
@@ -730,11 +733,16 @@ impl LogicalUnit for LuInstanceCreate {
     }
 
     fn check_prereq(&mut self, cfg: &ConfigData) -> Result<(), LuError> {
+        if self.op.mode == InstanceCreateMode::Import {
+            // Planned in exec, once the export has been read from its node.
+            return Ok(());
+        }
         self.plan = Some(self.plan(cfg)?);
         Ok(())
     }
 
     fn exec(&mut self, ctx: &mut LuContext<'_>) -> Result<Value, LuError> {
+        let import = self.import_source(ctx)?;
         let plan = self
             .plan
             .clone()
@@ -804,6 +812,13 @@ impl LogicalUnit for LuInstanceCreate {
             return Err(e);
         }
 
+        if let Some(source) = &import {
+            if let Err(e) = self.import_data(ctx, &inst, source) {
+                let cfg_now = ctx.store.snapshot();
+                self.rollback(ctx, &cfg_now, &inst, &created, true);
+                return Err(e);
+            }
+        }
         if let Err(e) = self.install_and_start(ctx, &inst) {
             let cfg_now = ctx.store.snapshot();
             self.rollback(ctx, &cfg_now, &inst, &created, true);
@@ -815,6 +830,39 @@ impl LogicalUnit for LuInstanceCreate {
             .filter_map(|u| cfg.nodes.get(u))
             .map(|n| n.name.as_str().to_string())
             .collect::<Vec<_>>()))
+    }
+}
+
+/// Import mode (`gnt-backup import`): the export is read in exec, since
+/// that needs a node; the disks are then filled from its dumps instead of
+/// running the OS `create` script.
+impl LuInstanceCreate {
+    /// For import mode: reads the export, fills the opcode from it and
+    /// plans; `None` in create mode.
+    fn import_source(
+        &mut self,
+        ctx: &mut LuContext<'_>,
+    ) -> Result<Option<super::transfer::ImportSource>, LuError> {
+        if self.op.mode != InstanceCreateMode::Import {
+            return Ok(None);
+        }
+        super::transfer::check_compress(&self.op.compress)?;
+        let cfg = ctx.store.snapshot();
+        let source = super::transfer::read_import_source(ctx, &cfg, &mut self.op)?;
+        self.op.no_install = Some(true);
+        self.plan = Some(self.plan(&cfg)?);
+        Ok(Some(source))
+    }
+
+    /// Copies the export's dumps into the new instance's disks.
+    fn import_data(
+        &self,
+        ctx: &mut LuContext<'_>,
+        inst: &Instance,
+        source: &super::transfer::ImportSource,
+    ) -> Result<(), LuError> {
+        let cfg = ctx.store.snapshot();
+        super::transfer::import_disks(ctx, &cfg, inst, source)
     }
 }
 

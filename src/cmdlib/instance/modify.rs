@@ -1,14 +1,12 @@
-//! Changing an existing instance: rename, reinstall, parameter changes and
-//! move (Ganeti's `LUInstanceRename`, `LUInstanceReinstall`,
-//! `LUInstanceSetParams`, `LUInstanceMove`).
+//! Changing an existing instance: rename, reinstall and parameter changes
+//! (Ganeti's `LUInstanceRename`, `LUInstanceReinstall`,
+//! `LUInstanceSetParams`). Move is in [`super::transfer`].
 //!
 //! NIC and disk changes of `gnt-instance modify` are planned and applied
 //! by [`devices`]. What is not built yet is refused by name, before
 //! anything changes: hotplug, disk attach/detach, disk template
 //! conversion, a new primary node and runtime memory changes in
-//! `gnt-instance modify`, and
-//! `gnt-instance move` (it needs a node-to-node disk copy, which no RPC
-//! procedure of the contract offers). A renamed file-based instance keeps
+//! `gnt-instance modify`. A renamed file-based instance keeps
 //! its storage directory under the old name (there is no directory-rename
 //! procedure either); its disks' paths stay valid because the config holds
 //! them in full.
@@ -24,7 +22,7 @@ use crate::config::params::{self, ParamFamily};
 use crate::config::ConfigError;
 use crate::error::ErrorKind;
 use crate::locking::{Level, LockMode, LockName};
-use crate::opcodes::{OpInstanceMove, OpInstanceReinstall, OpInstanceRename, OpInstanceSetParams};
+use crate::opcodes::{OpInstanceReinstall, OpInstanceRename, OpInstanceSetParams};
 use crate::rpc::proto::{self, InstanceOsArgs, OsValidateArgs};
 use serde_json::{json, Value};
 
@@ -786,40 +784,6 @@ impl LogicalUnit for LuInstanceSetParams {
     }
 }
 
-/// `OP_INSTANCE_MOVE` (`gnt-instance move`): refused. Moving copies every
-/// disk from the source node to the target; the node RPC contract has no
-/// procedure that transfers a disk's data between nodes, and faking it on
-/// the master would not work on a real cluster.
-pub struct LuInstanceMove {
-    op: OpInstanceMove,
-}
-
-impl LuInstanceMove {
-    /// The LU for `op`.
-    pub fn new(op: OpInstanceMove) -> Self {
-        LuInstanceMove { op }
-    }
-}
-
-impl LogicalUnit for LuInstanceMove {
-    fn expand_names(&mut self, cfg: &ConfigData) -> Result<(), LuError> {
-        self.op.instance_name = expand_instance_name(cfg, &self.op.instance_name)?;
-        Ok(())
-    }
-
-    fn check_prereq(&mut self, cfg: &ConfigData) -> Result<(), LuError> {
-        let inst = instance_named(cfg, &self.op.instance_name)?;
-        Err(inval(format!(
-            "Cannot move instance {}: copying disks between nodes is not supported yet in ganeti-rs (no disk transfer between nodes); for diskless, sharedfile, blockdev and ext instances use 'gnt-instance failover -n {}'",
-            inst.name, self.op.target_node
-        )))
-    }
-
-    fn exec(&mut self, _ctx: &mut LuContext<'_>) -> Result<Value, LuError> {
-        Err(LuError::Exec("instance move is not supported".into()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::updated_params;
@@ -1147,23 +1111,5 @@ mod tests {
             m,
             "Instance 'inst1.example.com' is marked to be up, cannot change instance state to offline"
         );
-    }
-
-    #[test]
-    fn move_is_refused_with_a_reason() {
-        let c = cluster("move");
-        let (_, m) = prereq(
-            c.run(OpInstanceMove {
-                instance_name: "inst1".into(),
-                target_node: "node2.example.com".into(),
-                ..Default::default()
-            })
-            .0,
-        );
-        assert!(
-            m.contains("not supported yet") && m.contains("failover"),
-            "{m}"
-        );
-        assert!(c.rpc.calls().is_empty());
     }
 }

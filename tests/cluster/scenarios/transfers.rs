@@ -1,0 +1,381 @@
+//! Moving disk data between real node daemons: `gnt-instance move` of a
+//! `file` instance whose disk holds the image OS's ext4 file system; the
+//! disk arrives byte for byte on the target, the source copy is gone, the
+//! instance runs on the target and the file system checks clean.
+
+use crate::harness::TestCluster;
+use std::path::{Path, PathBuf};
+
+fn image_os() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/os/image")
+}
+
+/// Two nodes with file storage allowed and the image OS on both.
+fn cluster() -> TestCluster {
+    let c = TestCluster::new(2);
+    c.init_multi(&[]).ok();
+    c.add_node("node2", &[]).ok();
+    for n in ["node1", "node2"] {
+        c.allow_file_storage(n);
+        c.install_os(n, "image", &image_os());
+    }
+    c
+}
+
+fn runs_on(c: &TestCluster, node: &str, inst: &str) -> bool {
+    c.path(node, &format!("/var/run/ganeti/fake-hypervisor/{inst}"))
+        .exists()
+}
+
+fn field(c: &TestCluster, inst: &str, f: &str) -> String {
+    c.run(
+        "node1",
+        "gnt-instance",
+        &["list", "--no-headers", "-o", f, inst],
+    )
+    .ok()
+    .stdout
+    .trim()
+    .to_string()
+}
+
+/// The disk files of `inst` on `node` (`file` template: one directory per
+/// instance under the file storage dir).
+fn disk_files(c: &TestCluster, node: &str, inst: &str) -> Vec<PathBuf> {
+    let dir = c.path(node, &format!("/srv/ganeti/file-storage/{inst}"));
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn sha1_of(p: &Path) -> String {
+    let out = std::process::Command::new("sha1sum")
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `e2fsck -n` on an image (skipped, with a note, when the image OS wrote
+/// no file system because mkfs.ext4 is absent).
+fn fsck_clean(image: &Path) {
+    let head = std::fs::read(image).unwrap();
+    if head.starts_with(b"GANETI-RS-TEST-IMAGE") {
+        eprintln!("mkfs.ext4 absent: only comparing bytes");
+        return;
+    }
+    assert_eq!(&head[1080..1082], &[0x53, 0xEF], "ext superblock magic");
+    let e2fsck = ["/usr/sbin/e2fsck", "/sbin/e2fsck"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if let Some(e2fsck) = e2fsck {
+        let out = std::process::Command::new(e2fsck)
+            .args(["-n", "-f"])
+            .arg(image)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "e2fsck -n: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn file_instance_moves_with_its_file_system_intact() {
+    let c = cluster();
+    c.run(
+        "node1",
+        "gnt-instance",
+        &[
+            "add",
+            "-t",
+            "file",
+            "--disk",
+            "0:size=8M",
+            "-o",
+            "image+default",
+            "-H",
+            "fake",
+            "-B",
+            "maxmem=128M,minmem=128M,vcpus=1",
+            "-n",
+            "node1",
+            "--no-name-check",
+            "--no-ip-check",
+            "vm1",
+        ],
+    )
+    .ok();
+    assert!(runs_on(&c, "node1", "vm1"));
+    let before = disk_files(&c, "node1", "vm1");
+    assert_eq!(before.len(), 1, "{before:?}");
+    // The instance runs, so the image may change under us only through
+    // the fake hypervisor, which never writes to disks.
+    let sum = sha1_of(&before[0]);
+    fsck_clean(&before[0]);
+
+    // Same node: refused before anything happens.
+    let same = c
+        .run(
+            "node1",
+            "gnt-instance",
+            &["move", "-f", "-n", "node1", "vm1"],
+        )
+        .failed();
+    assert!(same.stderr.contains("is already on the node"), "{same:?}");
+
+    let out = c
+        .run(
+            "node1",
+            "gnt-instance",
+            &["move", "-f", "-n", "node2", "vm1"],
+        )
+        .ok();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains(&format!("sha1 {sum}")), "{text}");
+
+    assert_eq!(field(&c, "vm1", "pnode"), "node2");
+    assert!(runs_on(&c, "node2", "vm1") && !runs_on(&c, "node1", "vm1"));
+    assert!(
+        disk_files(&c, "node1", "vm1").is_empty(),
+        "source disk removed"
+    );
+    let after = disk_files(&c, "node2", "vm1");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(
+        after[0].file_name(),
+        before[0].file_name(),
+        "same naming on the target"
+    );
+    c.run("node1", "gnt-instance", &["shutdown", "vm1"]).ok();
+    assert_eq!(sha1_of(&after[0]), sum);
+    fsck_clean(&after[0]);
+
+    // And back, stopped: it stays stopped.
+    c.run(
+        "node1",
+        "gnt-instance",
+        &["move", "-f", "-n", "node1", "vm1"],
+    )
+    .ok();
+    assert_eq!(field(&c, "vm1", "pnode"), "node1");
+    assert!(!runs_on(&c, "node1", "vm1"));
+    assert_eq!(sha1_of(&disk_files(&c, "node1", "vm1")[0]), sum);
+}
+
+#[test]
+fn export_lists_and_removes_with_the_disk_intact() {
+    let c = cluster();
+    c.run(
+        "node1",
+        "gnt-instance",
+        &[
+            "add",
+            "-t",
+            "file",
+            "--disk",
+            "0:size=8M",
+            "-o",
+            "image+default",
+            "-H",
+            "fake",
+            "-B",
+            "maxmem=128M,minmem=128M,vcpus=1",
+            "-n",
+            "node1",
+            "--no-name-check",
+            "--no-ip-check",
+            "vm2",
+        ],
+    )
+    .ok();
+    let disk = disk_files(&c, "node1", "vm2");
+    c.run("node1", "gnt-instance", &["shutdown", "vm2"]).ok();
+    let sum = sha1_of(&disk[0]);
+    c.run("node1", "gnt-instance", &["startup", "vm2"]).ok();
+
+    let remote = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &["export", "-n", "node2", "--mode", "remote", "vm2"],
+        )
+        .failed();
+    assert!(remote.stderr.contains("only local"), "{remote:?}");
+
+    c.run("node1", "gnt-backup", &["export", "-n", "node2", "vm2"])
+        .ok();
+    // Restarted after the copy, as it was running.
+    assert!(runs_on(&c, "node1", "vm2"));
+    let dir = c.path("node2", "/srv/ganeti/export/vm2");
+    let ini = std::fs::read_to_string(dir.join("config.ini")).unwrap();
+    assert!(ini.starts_with("[export]\nversion = 0\n"), "{ini}");
+    assert!(ini.contains("\nsource = node1"), "{ini}");
+    assert!(ini.contains("\nos = image+default\n"), "{ini}");
+    assert!(ini.contains("\ndisk_template = file\n"), "{ini}");
+    assert!(ini.contains("\ndisk0_size = 8\n"), "{ini}");
+    assert!(
+        ini.contains("\n[backend]\n") && ini.contains("\n[os]\n"),
+        "{ini}"
+    );
+    let dump_name = ini
+        .lines()
+        .find_map(|l| l.strip_prefix("disk0_dump = "))
+        .unwrap()
+        .to_string();
+    let dump = dir.join(&dump_name);
+    assert_eq!(sha1_of(&dump), sum);
+    fsck_clean(&dump);
+    assert!(!c.path("node2", "/srv/ganeti/export/vm2.new").exists());
+
+    let listed = c.run("node1", "gnt-backup", &["list"]).ok();
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["Node", "Export"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["node2", "vm2"]
+    );
+    assert_eq!(lines.len(), 2, "{listed:?}");
+    let only1 = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &["list", "--node", "node1", "--no-headers"],
+        )
+        .ok();
+    assert_eq!(only1.stdout.trim(), "");
+
+    // A new export to node1 replaces the one on node2.
+    c.run(
+        "node1",
+        "gnt-backup",
+        &["export", "-n", "node1", "--noshutdown", "vm2"],
+    )
+    .ok();
+    let listed = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &["list", "--no-headers", "--separator", "|"],
+        )
+        .ok();
+    assert_eq!(listed.stdout.trim(), "node1|vm2");
+
+    c.run("node1", "gnt-backup", &["remove", "vm2"]).ok();
+    let listed = c.run("node1", "gnt-backup", &["list", "--no-headers"]).ok();
+    assert_eq!(listed.stdout.trim(), "");
+    assert!(!c.path("node1", "/srv/ganeti/export/vm2").exists());
+}
+
+#[test]
+fn export_then_import_under_a_new_name_on_another_node() {
+    let c = cluster();
+    c.run(
+        "node1",
+        "gnt-instance",
+        &[
+            "add",
+            "-t",
+            "file",
+            "--disk",
+            "0:size=8M",
+            "-o",
+            "image+default",
+            "-H",
+            "fake",
+            "-B",
+            "maxmem=128M,minmem=128M,vcpus=1",
+            "-n",
+            "node1",
+            "--no-name-check",
+            "--no-ip-check",
+            "vm3",
+        ],
+    )
+    .ok();
+    c.run("node1", "gnt-backup", &["export", "-n", "node1", "vm3"])
+        .ok();
+    let sum = sha1_of(&disk_files(&c, "node1", "vm3")[0]);
+
+    // Without a source node: refused by name, nothing created.
+    let no_src = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &[
+                "import",
+                "-n",
+                "node2",
+                "--src-dir",
+                "vm3",
+                "--no-name-check",
+                "--no-ip-check",
+                "vm4",
+            ],
+        )
+        .failed();
+    assert!(no_src.stderr.contains("--src-node"), "{no_src:?}");
+
+    c.run(
+        "node1",
+        "gnt-backup",
+        &[
+            "import",
+            "-n",
+            "node2",
+            "--src-node",
+            "node1",
+            "--src-dir",
+            "/srv/ganeti/export/vm3",
+            "--no-name-check",
+            "--no-ip-check",
+            "vm4",
+        ],
+    )
+    .ok();
+    assert_eq!(field(&c, "vm4", "pnode"), "node2");
+    assert_eq!(field(&c, "vm4", "os"), "image+default");
+    assert_eq!(field(&c, "vm4", "disk_template"), "file");
+    let disks = disk_files(&c, "node2", "vm4");
+    assert_eq!(disks.len(), 1, "{disks:?}");
+    assert_eq!(sha1_of(&disks[0]), sum);
+    fsck_clean(&disks[0]);
+    // Not started (gnt-backup import's default); starts from its disks.
+    assert!(!runs_on(&c, "node2", "vm4"));
+    c.run("node1", "gnt-instance", &["startup", "vm4"]).ok();
+    assert!(runs_on(&c, "node2", "vm4"));
+
+    // A missing export fails before anything is created.
+    let missing = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &[
+                "import",
+                "-n",
+                "node2",
+                "--src-node",
+                "node2",
+                "--src-dir",
+                "vm3",
+                "--no-name-check",
+                "--no-ip-check",
+                "vm5",
+            ],
+        )
+        .failed();
+    assert!(missing.stderr.contains("No export"), "{missing:?}");
+    assert!(disk_files(&c, "node2", "vm5").is_empty());
+}
