@@ -16,6 +16,7 @@
 //! exists (issue 4), and it never writes anything.
 
 pub mod cluster;
+pub mod exports;
 pub mod fields;
 pub mod filter;
 pub mod groups;
@@ -208,6 +209,8 @@ pub enum Resource {
     Cluster,
     /// `"job"`: rows come from the job queue, see [`jobs::query_jobs`].
     Job,
+    /// `"export"`: rows come from the nodes' export directories.
+    Export,
 }
 
 impl Resource {
@@ -219,6 +222,7 @@ impl Resource {
             Resource::Group => "group",
             Resource::Cluster => "cluster",
             Resource::Job => "job",
+            Resource::Export => "export",
         }
     }
 }
@@ -233,6 +237,7 @@ impl std::str::FromStr for Resource {
             "group" => Resource::Group,
             "cluster" => Resource::Cluster,
             "job" => Resource::Job,
+            "export" => Resource::Export,
             other => return Err(QueryError::UnknownResource(other.to_string())),
         })
     }
@@ -295,6 +300,7 @@ pub fn query_live(
         Resource::Group => groups::query(config, fields, filter),
         Resource::Cluster => cluster::query(config, fields, filter),
         Resource::Job => Err(QueryError::JobsNeedQueue),
+        Resource::Export => exports::query(config, fields, filter, live),
     }
 }
 
@@ -308,6 +314,7 @@ pub fn query_fields(resource: Resource, fields: Option<&[String]>) -> QueryField
         Resource::Group => fields::list_fields(groups::table(), fields),
         Resource::Cluster => fields::list_fields(cluster::table(), fields),
         Resource::Job => fields::list_fields(jobs::table(), fields),
+        Resource::Export => fields::list_fields(exports::table(), fields),
     };
     QueryFieldsResponse { fields: defs }
 }

@@ -2,11 +2,9 @@
 //!
 //! `export` submits `OP_BACKUP_EXPORT`, `remove` `OP_BACKUP_REMOVE`, and
 //! `import` builds `OP_INSTANCE_CREATE` in import mode with the options of
-//! `gnt-instance add` ([`super::instance_create`]). `list` asks every
-//! online node for its exports directly over node RPC (`export_list`, with
-//! the cluster certificate, as `gnt-cluster command` does) and prints
-//! Ganeti's `Node`/`Export` table; `list-fields` (the Query2 `export`
-//! resource) is not built yet.
+//! `gnt-instance add` ([`super::instance_create`]). `list` and
+//! `list-fields` are Query2 over the `export` resource, whose rows masterd
+//! gathers from the nodes' export directories.
 
 use super::instance_create::{create_op, CreateMode, CreateOptions};
 use super::job::{parse_priority, run_job, SubmitOpts};
@@ -18,7 +16,7 @@ use serde_json::{json, Value};
 const GANETI_COMMANDS: &[&str] = &["list", "list-fields", "export", "import", "remove"];
 
 /// The commands built so far.
-const BUILT: &[&str] = &["list", "export", "import", "remove"];
+const BUILT: &[&str] = &["list", "list-fields", "export", "import", "remove"];
 
 /// Short options that take a value (for argv normalisation).
 const SHORT_WITH_VALUE: &[char] = &['t', 's', 'o', 'O', 'H', 'B', 'n', 'g', 'I'];
@@ -36,6 +34,7 @@ struct GntBackup {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     List(ListArgs),
+    ListFields(super::list::ListFieldsCmd),
     Export(ExportArgs),
     Import(ImportArgs),
     Remove(RemoveArgs),
@@ -240,6 +239,18 @@ pub fn main(program: &str, args: &[String]) -> u8 {
     };
     let (op, opts) = match &cmd.command {
         Command::List(a) => return list(a),
+        Command::ListFields(f) => {
+            return match super::connect_master(super::MasterSocket::Query) {
+                Ok(mut c) => super::list::generic_list_fields(
+                    &mut c,
+                    crate::query::Resource::Export,
+                    &f.fields,
+                    f.no_headers,
+                    f.separator.as_deref(),
+                ),
+                Err(code) => code,
+            }
+        }
         Command::Export(a) => (
             export_op(a),
             opts(&a.priority, a.submit, a.print_jobid, a.dry_run),
@@ -256,89 +267,36 @@ pub fn main(program: &str, args: &[String]) -> u8 {
     run_job(op, &opts, |_| {})
 }
 
-/// `gnt-backup list`: `export_list` on every chosen online node.
-#[allow(clippy::print_stdout)]
+/// `gnt-backup list`: Query2 over the `export` resource (masterd asks the
+/// nodes), filtered on `--node` as Ganeti's `MakeSimpleFilter` does.
 fn list(a: &ListArgs) -> u8 {
-    use crate::rpc::NodeRpc;
-    let fields = super::list::selected_fields(a.output.as_deref(), &["node", "export"]);
-    if let Some(bad) = fields
-        .iter()
-        .find(|f| !["node", "export"].contains(&f.as_str()))
-    {
-        eprintln!("Unknown field '{bad}' for exports (known: node, export)");
-        return super::EXIT_FAILURE;
-    }
-    let paths = match crate::paths::Paths::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{}", crate::error::chain(&e));
-            return super::EXIT_FAILURE;
-        }
-    };
     let mut client = match super::connect_master(super::MasterSocket::Query) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let rows = match super::nodes::query_nodes(&mut client, &[]) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let nodes = match super::nodes::select_online(&rows, &a.node, None) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("{e}");
-            return super::EXIT_FAILURE;
+    let fields = super::list::selected_fields(a.output.as_deref(), &["node", "export"]);
+    let filter = match a.node.len() {
+        0 => Value::Null,
+        _ => {
+            let mut f = vec![json!("|")];
+            f.extend(a.node.iter().map(|n| json!(["=", "node", n])));
+            Value::Array(f)
         }
     };
-    let rpc = match super::nodes::rpc_client(&paths) {
-        Ok(r) => r,
-        Err(code) => return code,
+    let args = super::list::ListArgs {
+        output: a.output.clone(),
+        no_headers: a.no_headers,
+        separator: a.separator.clone(),
+        ..Default::default()
     };
-    let targets: Vec<_> = nodes
-        .iter()
-        .map(|n| n.target(super::nodes::Network::Primary))
-        .collect();
-    let answers = rpc.call(
-        crate::rpc::proto::EXPORT_LIST,
-        &targets,
-        &json!({}),
-        std::time::Duration::from_secs(60),
-    );
-    let mut table = Vec::new();
-    for (node, result) in answers {
-        let exports: Vec<String> = match result
-            .map_err(|e| crate::error::chain(&e))
-            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
-        {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("Failed to query node {node} (continuing): {e}");
-                continue;
-            }
-        };
-        for e in exports {
-            table.push(
-                fields
-                    .iter()
-                    .map(|f| if f == "node" { node.clone() } else { e.clone() })
-                    .collect::<Vec<String>>(),
-            );
-        }
-    }
-    let columns: Vec<(String, bool)> = fields
-        .iter()
-        .map(|f| {
-            (
-                if f == "node" { "Node" } else { "Export" }.to_string(),
-                false,
-            )
-        })
-        .collect();
-    for line in super::output::format_table(&table, &columns, !a.no_headers, a.separator.as_deref())
-    {
-        println!("{}", line.trim_end());
-    }
-    super::EXIT_SUCCESS
+    super::list::list_filtered(
+        &mut client,
+        crate::query::Resource::Export,
+        &fields,
+        filter,
+        &args,
+        None,
+    )
 }
 
 fn opts(

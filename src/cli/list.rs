@@ -92,6 +92,27 @@ pub fn generic_list(
             return EXIT_FAILURE;
         }
     };
+    list_filtered(
+        client,
+        resource,
+        &fields,
+        filter.unwrap_or(Value::Null),
+        args,
+        units,
+    )
+}
+
+/// Runs a listing of `fields` of `resource` with a ready `filter` (Query2
+/// JSON, or null) and prints it as `args` say; returns the exit code.
+#[allow(clippy::print_stdout)]
+pub fn list_filtered(
+    client: &mut Client,
+    resource: Resource,
+    fields: &[String],
+    filter: Value,
+    args: &ListArgs,
+    units: Option<Units>,
+) -> u8 {
     let call_args = json!([resource.wire_name(), fields, filter]);
     let response: QueryResponse =
         match ask(client, Method::Query, call_args, |r: &QueryResponse| {

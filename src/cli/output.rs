@@ -196,7 +196,7 @@ pub fn list_overrides(resource: Resource) -> Vec<(String, ValueFormat)> {
         Resource::Group => &["node_list", "pinst_list"],
         // gnt-job list joins a job's opcode summaries with commas.
         Resource::Job => &["summary"],
-        Resource::Cluster => &[],
+        Resource::Cluster | Resource::Export => &[],
     };
     let mut out: Vec<(String, ValueFormat)> = names
         .iter()

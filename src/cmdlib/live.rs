@@ -18,12 +18,7 @@ pub const LIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// its resources (`resources`, as the cluster's first enabled hypervisor
 /// reports them).
 pub fn gather(rpc: &dyn NodeRpc, cfg: &ConfigData, instances: bool, resources: bool) -> LiveData {
-    let targets: Vec<(String, Target)> = cfg
-        .nodes
-        .values()
-        .filter(|n| !n.offline)
-        .map(|n| (n.uuid.to_string(), super::node::target(n)))
-        .collect();
+    let targets = online_targets(cfg);
     let args = HypervisorsArgs {
         hypervisors: cfg
             .cluster
@@ -94,6 +89,38 @@ pub fn gather(rpc: &dyn NodeRpc, cfg: &ConfigData, instances: bool, resources: b
                 cpu_nodes: r.cpu_nodes,
                 cpu_sockets: r.cpu_sockets,
             });
+        }
+    }
+    live
+}
+
+/// Every online node: its UUID and how to reach it.
+fn online_targets(cfg: &ConfigData) -> Vec<(String, Target)> {
+    cfg.nodes
+        .values()
+        .filter(|n| !n.offline)
+        .map(|n| (n.uuid.to_string(), super::node::target(n)))
+        .collect()
+}
+
+/// Asks every online node for the exports in its export directory
+/// ([`proto::EXPORT_LIST`]); a node that does not answer is absent.
+pub fn gather_exports(rpc: &dyn NodeRpc, cfg: &ConfigData) -> LiveData {
+    let targets = online_targets(cfg);
+    let only: Vec<Target> = targets.iter().map(|(_, t)| t.clone()).collect();
+    let mut live = LiveData::default();
+    let answers = rpc.call(
+        proto::EXPORT_LIST,
+        &only,
+        &serde_json::json!({}),
+        LIVE_TIMEOUT,
+    );
+    for ((_, result), (uuid, _)) in answers.into_iter().zip(&targets) {
+        if let Some(list) = result
+            .ok()
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+        {
+            live.nodes.entry(uuid.clone()).or_default().exports = Some(list);
         }
     }
     live

@@ -179,6 +179,15 @@ impl Handler for MasterHandler {
                 self.run_query(&config, &args, live.as_ref())
             }
             Method::QueryFields => query_fields(&args),
+            Method::QueryExports => {
+                let rpc = Arc::clone(&self.rpc);
+                let snapshot = Arc::clone(&config);
+                let live = smol::unblock(move || {
+                    crate::cmdlib::live::gather_exports(rpc.as_ref(), &snapshot)
+                })
+                .await;
+                query_exports(&config, &args, &live)
+            }
             Method::SubmitJob => self.submit(&args, DrainUse::Respect),
             Method::SubmitJobToDrainedQueue => self.submit(&args, DrainUse::Ignore),
             Method::SubmitManyJobs => self.submit_many(&args),
@@ -220,6 +229,38 @@ impl Handler for MasterHandler {
             ))),
         }
     }
+}
+
+/// `QueryExports(nodes, use_locking)`: node name → its exports, or
+/// `false` for a node that did not answer (Ganeti's `LUBackupQuery`
+/// shape); `nodes` empty means every node.
+fn query_exports(
+    config: &ConfigData,
+    args: &Value,
+    live: &crate::query::live::LiveData,
+) -> Result<Value, LuxiFailure> {
+    let wanted = string_list(args.get(0), "the node list")?.unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    for name in &wanted {
+        if !config.nodes.values().any(|n| n.name.as_str() == name) {
+            return Err(LuxiFailure::prereq(
+                format!("Node '{name}' is unknown"),
+                ErrorKind::NoEnt,
+            ));
+        }
+    }
+    for n in config.nodes.values() {
+        if !wanted.is_empty() && !wanted.iter().any(|w| w == n.name.as_str()) {
+            continue;
+        }
+        let exports = live
+            .nodes
+            .get(n.uuid.as_str())
+            .and_then(|l| l.exports.as_ref())
+            .map_or(Value::Bool(false), |l| json!(l));
+        out.insert(n.name.to_string(), exports);
+    }
+    Ok(Value::Object(out))
 }
 
 /// `QueryTags(kind, name)`: the tags of the cluster or of one named object.
@@ -408,6 +449,14 @@ impl MasterHandler {
     ) -> Option<crate::query::live::LiveData> {
         use crate::query::live::{wanted, INSTANCE_LIVE_FIELDS, NODE_LIVE_FIELDS};
         let resource = resource_arg(args).ok()?;
+        if resource == crate::query::Resource::Export {
+            let rpc = Arc::clone(&self.rpc);
+            let config = Arc::clone(config);
+            return Some(
+                smol::unblock(move || crate::cmdlib::live::gather_exports(rpc.as_ref(), &config))
+                    .await,
+            );
+        }
         let fields = string_list(args.get(1), "the field list").ok()??;
         let instances =
             resource == crate::query::Resource::Instance && wanted(&fields, INSTANCE_LIVE_FIELDS);

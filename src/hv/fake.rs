@@ -177,7 +177,9 @@ impl FakeHypervisor {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(list_err(e)),
         };
-        let mut cache = SCANS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = SCANS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(hit) = cache.get(&self.dir).filter(|s| s.mtime == mtime) {
             return Ok(hit.records.clone());
         }

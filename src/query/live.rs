@@ -40,6 +40,8 @@ pub struct NodeLive {
     pub instances: BTreeMap<String, LiveInstance>,
     /// The node's resources, when asked for.
     pub resources: Option<NodeResources>,
+    /// The node's exports, when asked for.
+    pub exports: Option<Vec<String>>,
 }
 
 /// Live data of a query: node UUID → its answer. A node that is missing

@@ -9,5 +9,5 @@ mod kvm_net;
 mod listing;
 mod luxi_python;
 mod multi_node;
-mod verify_disks;
 mod transfers;
+mod verify_disks;

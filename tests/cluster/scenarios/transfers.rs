@@ -256,6 +256,23 @@ fn export_lists_and_removes_with_the_disk_intact() {
         )
         .ok();
     assert_eq!(only1.stdout.trim(), "");
+    let only2 = c
+        .run(
+            "node1",
+            "gnt-backup",
+            &["list", "--node", "node2", "--no-headers", "-o", "export"],
+        )
+        .ok();
+    assert_eq!(only2.stdout.trim(), "vm2");
+    let fields = c
+        .run("node1", "gnt-backup", &["list-fields", "--no-headers"])
+        .ok();
+    let names: Vec<&str> = fields
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["export", "node"], "{fields:?}");
 
     // A new export to node1 replaces the one on node2.
     c.run(
