@@ -1,6 +1,7 @@
 //! One module per user-visible capability.
 
 mod cluster_init;
+mod confd;
 mod instance_moves;
 mod instances;
 mod job_queue;
