@@ -80,6 +80,13 @@ fn stale_candidate_loses_to_the_newest_serial() {
         Duration::from_secs(10),
         || loaded_serial(&c, "node2") == Some(serial),
     );
+    // confd looks at config.data every 250 ms: wait until node1's has
+    // loaded the new one.
+    c.wait_for(
+        "node1's confd to load the new config",
+        Duration::from_secs(10),
+        || loaded_serial(&c, "node1") == Some(fresh),
+    );
 
     for asker in ["node1", "node2"] {
         let r = confd_query(&c, asker, &["config-query", "/cluster/tags"]);
