@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::codec::{Query, Reply, Request};
 use super::{ErrorCode, NodeRole, ReplyStatus, ReqField, RequestType, PROTOCOL_VERSION};
-use crate::config::objects::{ConfigData, Disk, LogicalId, Uuid};
+use crate::config::objects::{ConfigData, Disk, LogicalId, Node, Uuid};
 
 /// `PP_DEFAULT`: the cluster's default NIC parameter group.
 const DEFAULT_NIC_GROUP: &str = "default";
@@ -61,14 +61,8 @@ impl Snapshot {
         for (uuid, n) in c.nodes.iter().rev() {
             let role = if *uuid == c.cluster.master_node {
                 NodeRole::Master
-            } else if n.drained {
-                NodeRole::Drained
-            } else if n.offline {
-                NodeRole::Offline
-            } else if n.master_candidate {
-                NodeRole::Candidate
             } else {
-                NodeRole::Regular
+                flags_role(n)
             };
             roles.insert(uuid.clone(), role);
             node_names.insert(n.name.0.clone(), uuid.clone());
@@ -223,11 +217,7 @@ impl Snapshot {
         let invalid = || {
             (
                 ReplyStatus::Error,
-                Value::String(format!(
-                    "Invalid query type {} for request type {}",
-                    req.query.to_json(),
-                    req.kind.number()
-                )),
+                Value::String(format!("Invalid query type {}", haskell_show(&req.query))),
             )
         };
         let unknown = (ReplyStatus::Error, ErrorCode::UnknownEntry.answer());
@@ -263,10 +253,20 @@ impl Snapshot {
                 let Query::Plain(name) = &req.query else {
                     return invalid();
                 };
-                match self.node(name).and_then(|u| self.roles.get(u)) {
-                    Some(role) => (ReplyStatus::Ok, Value::from(*role as u64)),
-                    None => unknown,
-                }
+                let Some(uuid) = self.node(name) else {
+                    return (ReplyStatus::Error, Value::String(no_node_failure(name)));
+                };
+                // Ganeti compares the query text itself with the master's
+                // name: the master asked by short name or UUID reports the
+                // role its flags give (a candidate).
+                let by_master_name =
+                    c.master_node().map(|m| m.name.as_str()) == Some(name.as_str());
+                let role = match (self.roles.get(uuid), c.nodes.get(uuid)) {
+                    (Some(NodeRole::Master), Some(n)) if !by_master_name => flags_role(n),
+                    (Some(r), _) => *r,
+                    _ => NodeRole::Regular,
+                };
+                (ReplyStatus::Ok, Value::from(role as u64))
             }
             RequestType::NodePipList => (ReplyStatus::Ok, Value::Array(self.node_pips.clone())),
             RequestType::McPipList => (ReplyStatus::Ok, Value::Array(self.mc_pips.clone())),
@@ -295,8 +295,10 @@ impl Snapshot {
                             .ip_list
                             .iter()
                             .map(|ip| {
+                                // Ganeti 3.0's server sends a third item:
+                                // 1 when the IP was found, 0 when not.
                                 let (s, a) = self.pip_by_instance_ip(link, ip);
-                                json!([s.number(), a])
+                                json!([s.number(), a, u64::from(s == ReplyStatus::Ok)])
                             })
                             .collect();
                         (ReplyStatus::Ok, Value::Array(each))
@@ -312,10 +314,7 @@ impl Snapshot {
                         ReplyStatus::Ok,
                         Value::Array(self.drbd.get(u).cloned().unwrap_or_default()),
                     ),
-                    None => (
-                        ReplyStatus::Error,
-                        Value::String(format!("Node {name} not found in the configuration")),
-                    ),
+                    None => (ReplyStatus::Error, Value::String(no_node_error(name))),
                 }
             }
             RequestType::NodeInstances => {
@@ -325,7 +324,10 @@ impl Snapshot {
                 let Some(u) = self.node(name) else {
                     return (
                         ReplyStatus::Error,
-                        Value::String(format!("Node {name} not found in the configuration")),
+                        Value::String(format!(
+                            "Node not found in the configuration: {}",
+                            no_node_error(name)
+                        )),
                     );
                 };
                 let objects = |ids: &[Uuid]| -> Value {
@@ -381,10 +383,24 @@ impl Snapshot {
                     None => unknown,
                 }
             }
-            RequestType::DataCollectors => (
-                ReplyStatus::Ok,
-                serde_json::to_value(&c.cluster.data_collectors).unwrap_or(Value::Null),
-            ),
+            RequestType::DataCollectors => {
+                // Ganeti reports the Xen instance-status collector inactive
+                // unless a Xen hypervisor is enabled.
+                let xen = c
+                    .cluster
+                    .enabled_hypervisors
+                    .iter()
+                    .any(|h| h.starts_with("xen"));
+                let mut m = serde_json::Map::new();
+                for (name, dc) in &c.cluster.data_collectors {
+                    let active = dc.active && (xen || name != "inst-status-xen");
+                    m.insert(
+                        name.clone(),
+                        json!({"active": active, "interval": dc.interval}),
+                    );
+                }
+                (ReplyStatus::Ok, Value::Object(m))
+            }
         }
     }
 
@@ -399,6 +415,41 @@ impl Snapshot {
                 (ReplyStatus::Error, ErrorCode::UnknownEntry.answer()),
                 |n| (ReplyStatus::Ok, Value::String(n.primary_ip.clone())),
             )
+    }
+}
+
+/// A node's role from its flags, in Ganeti's order of precedence.
+fn flags_role(n: &Node) -> NodeRole {
+    if n.drained {
+        NodeRole::Drained
+    } else if n.offline {
+        NodeRole::Offline
+    } else if n.master_candidate {
+        NodeRole::Candidate
+    } else {
+        NodeRole::Regular
+    }
+}
+
+/// Ganeti's error text for an unknown node name (as its server shows a
+/// `OpPrereqError`).
+fn no_node_error(name: &str) -> String {
+    format!("OpPrereqError \"Node name {name} not found\" ECodeNoEnt")
+}
+
+/// Ganeti's formatted failure for an unknown node (node role query).
+fn no_node_failure(name: &str) -> String {
+    format!(
+        "Failure: prerequisites not met for this operation:\nerror type: ECodeNoEnt, error details:\nNode name {name} not found"
+    )
+}
+
+/// A query as Ganeti's server names it in errors (Haskell `show`).
+fn haskell_show(q: &Query) -> String {
+    match q {
+        Query::Empty => "EmptyQuery".into(),
+        Query::Plain(s) => format!("PlainQuery {}", Value::String(s.clone())),
+        Query::Dict(_) => format!("DictQuery {}", q.to_json()),
     }
 }
 

@@ -425,8 +425,9 @@ mod tests {
             (r.status, r.answer),
             (ReplyStatus::Ok, json!(NodeRole::Master as u64))
         );
-        // Short names resolve as in Ganeti's name matching.
-        assert_eq!(role("node1").answer, json!(0));
+        // Short names resolve; as in Ganeti, only the master's full name
+        // reports "master", its short name the role of its flags.
+        assert_eq!(role("node1").answer, json!(NodeRole::Candidate as u64));
         let other = cfg
             .nodes
             .values()
@@ -439,7 +440,12 @@ mod tests {
         };
         assert_eq!(role("node2.example.com").answer, json!(want as u64));
         let r = role("nosuch.example.com");
-        assert_eq!((r.status, r.answer), (ReplyStatus::Error, json!(0)));
+        assert_eq!(r.status, ReplyStatus::Error);
+        assert!(r
+            .answer
+            .as_str()
+            .unwrap()
+            .contains("Node name nosuch.example.com not found"));
         let r = ask(&s, &req(RequestType::NodeRoleByName, Query::Empty));
         assert_eq!(r.status, ReplyStatus::Error);
         assert!(r.answer.is_string(), "{}", r.answer);
@@ -509,7 +515,7 @@ mod tests {
             ..Default::default()
         });
         let r = ask(&s, &req(RequestType::NodePipByInstanceIp, list));
-        assert_eq!(r.answer, json!([[0, pnode.primary_ip], [1, 0]]));
+        assert_eq!(r.answer, json!([[0, pnode.primary_ip, 1], [1, 0, 0]]));
         let other_link = Query::Dict(DictQuery {
             link: Some("nosuchlink".into()),
             ip: Some(ips[0].clone()),

@@ -243,10 +243,207 @@ fn ganeti_python_confd_client_and_bad_packets() {
             "ping": [false, 1, 0, 3000000, true],
             "master": [false, 1, 0, "node1", true],
             "role": [false, 1, 0, 0, true],
-            "nosuch": [false, 1, 1, 0, true],
+            "nosuch": [false, 1, 1, "Failure: prerequisites not met for this operation:\nerror type: ECodeNoEnt, error details:\nNode name nosuch not found", true],
             "mcs": [false, 1, 0, [ip], true],
             "fields": [false, 1, 0, ["node1", ip], true],
             "ips": [false, 1, 0, [], true],
         })
     );
+}
+
+/// Every request type asked of our confd and of Ganeti's Haskell confd
+/// (when installed) over the same config.data: the status and answer must
+/// be the same.
+#[test]
+fn same_answers_as_ganeti_haskell_confd() {
+    use ganeti::confd::codec::{self, DictQuery, HmacKey, Query, Request};
+    use ganeti::confd::{ReqField, RequestType};
+    let exe = Path::new("/usr/sbin/ganeti-confd");
+    if !exe.exists() {
+        eprintln!("skipping: Ganeti's Haskell confd is not installed (apt-get install ganeti-haskell-3.0)");
+        return;
+    }
+    let c = TestCluster::new(1);
+    c.init(&[]).ok();
+    ensure_confd(&c, "node1");
+    c.wait_for("confd loaded the config", Duration::from_secs(10), || {
+        loaded_serial(&c, "node1").is_some()
+    });
+    // A config with instances, IPs and DRBD-free disks, served by both.
+    let mut cfg = ganeti::config::test_support::generated(3, 6);
+    cfg.serial_no = 999;
+    let cfg_path = c.path("node1", "/var/lib/ganeti/config.data");
+    let tmp = cfg_path.with_extension("new");
+    std::fs::write(&tmp, cfg.to_json()).unwrap();
+    std::fs::rename(&tmp, &cfg_path).unwrap();
+    c.wait_for(
+        "confd loaded the generated config",
+        Duration::from_secs(10),
+        || loaded_serial(&c, "node1") == Some(999),
+    );
+    let inst_ip = cfg.instances.values().next().unwrap().nics[0]
+        .ip
+        .clone()
+        .unwrap();
+    // The Haskell daemon gets a copy of the node's data in a root of its own.
+    let hroot = c.base.join("haskell").join("node1");
+    std::fs::create_dir_all(hroot.join("var/lib/ganeti")).unwrap();
+    for d in ["var/run/ganeti/socket", "var/log/ganeti"] {
+        std::fs::create_dir_all(hroot.join(d)).unwrap();
+    }
+    for f in ["config.data", "hmac.key"] {
+        std::fs::copy(
+            c.path("node1", &format!("/var/lib/ganeti/{f}")),
+            hroot.join("var/lib/ganeti").join(f),
+        )
+        .unwrap();
+    }
+    let ip = c.address("node1");
+    let hport = std::net::UdpSocket::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "-f",
+            "--no-user-checks",
+            "-b",
+            &ip,
+            "-p",
+            &hport.to_string(),
+        ])
+        .env("GANETI_ROOTDIR", &hroot)
+        .env("GANETI_HOSTNAME", "node1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let key = HmacKey::new(&std::fs::read(c.path("node1", "/var/lib/ganeti/hmac.key")).unwrap());
+    let sock = std::net::UdpSocket::bind(format!("{ip}:0")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let ask = |port: u16, kind: RequestType, query: &Query| -> Option<(u64, Value, u64)> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let req = Request {
+            protocol: 1,
+            kind,
+            query: query.clone(),
+            rsalt: format!("cmp-{}", kind.number()),
+        };
+        let mut buf = [0u8; 65536];
+        for _ in 0..50 {
+            sock.send_to(
+                &codec::pack_request(&key, &req, now),
+                format!("{ip}:{port}"),
+            )
+            .unwrap();
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                let (_, r) = codec::parse_reply(&key, &buf[..n])?;
+                return Some((r.status.number(), r.answer, r.serial));
+            }
+        }
+        None
+    };
+    let cases: Vec<(RequestType, Query)> = vec![
+        (RequestType::Ping, Query::Empty),
+        (RequestType::ClusterMaster, Query::Empty),
+        (
+            RequestType::ClusterMaster,
+            Query::Dict(DictQuery {
+                fields: vec![ReqField::Name, ReqField::Ip, ReqField::MnodePip],
+                ..Default::default()
+            }),
+        ),
+        (RequestType::NodeRoleByName, Query::Plain("node1".into())),
+        (
+            RequestType::NodeRoleByName,
+            Query::Plain("node2.example.com".into()),
+        ),
+        (RequestType::NodeRoleByName, Query::Plain("nosuch".into())),
+        (RequestType::NodeRoleByName, Query::Empty),
+        (RequestType::NodePipList, Query::Empty),
+        (RequestType::McPipList, Query::Empty),
+        (RequestType::InstancesIpsList, Query::Empty),
+        (
+            RequestType::NodePipByInstanceIp,
+            Query::Dict(DictQuery {
+                ip: Some(inst_ip.clone()),
+                ..Default::default()
+            }),
+        ),
+        (
+            RequestType::NodePipByInstanceIp,
+            Query::Dict(DictQuery {
+                ip_list: vec![inst_ip.clone(), "192.0.2.78".into()],
+                ..Default::default()
+            }),
+        ),
+        (
+            RequestType::NodePipByInstanceIp,
+            Query::Dict(DictQuery {
+                ip: Some("192.0.2.77".into()),
+                ..Default::default()
+            }),
+        ),
+        (RequestType::NodePipByInstanceIp, Query::Empty),
+        (
+            RequestType::InstancesIpsList,
+            Query::Plain("nosuchlink".into()),
+        ),
+        (RequestType::NodeDrbd, Query::Plain("node1".into())),
+        (RequestType::NodeDrbd, Query::Plain("nosuch".into())),
+        (RequestType::NodeInstances, Query::Plain("node2".into())),
+        (RequestType::NodeInstances, Query::Plain("nosuch".into())),
+        (
+            RequestType::InstanceDisks,
+            Query::Plain(cfg.instances.values().next().unwrap().name.0.clone()),
+        ),
+        (
+            RequestType::ConfigQuery,
+            Query::Plain("/cluster/cluster_name".into()),
+        ),
+        (RequestType::DataCollectors, Query::Empty),
+    ];
+    let mut diffs = Vec::new();
+    let hs_up = ask(hport, RequestType::Ping, &Query::Empty).is_some();
+    assert!(hs_up, "the Haskell confd did not answer");
+    for (kind, q) in &cases {
+        let ours = ask(1814, *kind, q).expect("our confd answers");
+        let theirs = ask(hport, *kind, q).expect("Haskell confd answers");
+        // Objects (instances, disks) are each side's serialisation of the
+        // same config object; compare what identifies them.
+        let ids = |v: &Value| -> Value {
+            match kind {
+                RequestType::NodeInstances => json!(v.as_array().map(|l| l
+                    .iter()
+                    .map(|side| side
+                        .as_array()
+                        .map(|is| is.iter().map(|i| i["name"].clone()).collect::<Vec<_>>()))
+                    .collect::<Vec<_>>())),
+                RequestType::InstanceDisks => json!(v.as_array().map(|l| l
+                    .iter()
+                    .map(|d| (d["uuid"].clone(), d["size"].clone()))
+                    .collect::<Vec<_>>())),
+                _ => v.clone(),
+            }
+        };
+        if (ours.0, ids(&ours.1)) != (theirs.0, ids(&theirs.1)) {
+            diffs.push(format!(
+                "{} {}: ours {} {} / Ganeti {} {}",
+                kind.cli_name(),
+                q.to_json(),
+                ours.0,
+                ours.1,
+                theirs.0,
+                theirs.1
+            ));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(diffs.is_empty(), "answers differ:\n{}", diffs.join("\n"));
 }
