@@ -259,3 +259,97 @@ fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::confd::codec::Reply;
+    use crate::confd::ReplyStatus;
+    use serde_json::json;
+
+    #[test]
+    fn quorum_follows_ganeti() {
+        let got: Vec<usize> = (0..=8).map(needed_replies).collect();
+        assert_eq!(got, vec![0, 1, 2, 2, 3, 3, 4, 4, 5]);
+    }
+
+    #[test]
+    fn peers_parse_and_refuse_garbage_or_mixed_families() {
+        let p = peers_from_lines("192.0.2.1\n\n 192.0.2.2 \n", 1814).unwrap();
+        assert_eq!(
+            p,
+            vec![
+                "192.0.2.1:1814".parse().unwrap(),
+                "192.0.2.2:1814".parse().unwrap()
+            ]
+        );
+        assert!(matches!(
+            peers_from_lines("node1\n", 1814),
+            Err(ConfdClientError::BadPeer(s)) if s == "node1"
+        ));
+        let key = HmacKey::new(b"k");
+        let mixed = peers_from_lines("192.0.2.1\n::1\n", 1814).unwrap();
+        assert!(matches!(
+            ConfdClient::new(key.clone(), mixed),
+            Err(ConfdClientError::MixedFamilies)
+        ));
+        assert!(matches!(
+            ConfdClient::new(key, vec![]),
+            Err(ConfdClientError::NoPeers)
+        ));
+    }
+
+    /// A fake candidate: answers every request once with `serial`, signed
+    /// with `key` (a wrong key makes it a forger the client must ignore).
+    fn candidate(key: &'static [u8], serial: u64, answer: serde_json::Value) -> SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; MAX_PACKET_BYTES + 1];
+            let (n, from) = sock.recv_from(&mut buf).unwrap();
+            // The request verifies with the cluster key whatever we sign with.
+            let req =
+                codec::parse_request(&HmacKey::new(b"cluster"), &buf[..n], now_secs()).unwrap();
+            let reply = Reply {
+                protocol: 1,
+                status: ReplyStatus::Ok,
+                answer,
+                serial,
+            };
+            let out = codec::pack_reply(&HmacKey::new(key), &req.rsalt, &reply);
+            sock.send_to(&out, from).unwrap();
+        });
+        addr
+    }
+
+    #[test]
+    fn highest_serial_wins_and_forged_replies_are_ignored() {
+        let peers = vec![
+            candidate(b"cluster", 7, json!("old")),
+            candidate(b"cluster", 9, json!("new")),
+            candidate(b"cluster", 8, json!("middle")),
+            // A forger answering with a huge serial under another key.
+            candidate(b"forger", 1000, json!("forged")),
+        ];
+        let mut c = ConfdClient::new(HmacKey::new(b"cluster"), peers).unwrap();
+        c.timeout = Duration::from_secs(10);
+        let out = c.query(RequestType::ClusterMaster, Query::Empty).unwrap();
+        // Four asked: three replies make the quorum; the forgery never counts.
+        assert_eq!(out.asked, 4);
+        assert_eq!(out.replies.len(), 3);
+        assert!(!out.timed_out);
+        assert_eq!((out.best.serial, out.best.answer), (9, json!("new")));
+    }
+
+    #[test]
+    fn no_valid_reply_is_a_timeout_error() {
+        let peers = vec![candidate(b"forger", 5, json!("x"))];
+        let mut c = ConfdClient::new(HmacKey::new(b"cluster"), peers).unwrap();
+        c.timeout = Duration::from_millis(300);
+        let e = c.query(RequestType::Ping, Query::Empty).unwrap_err();
+        assert!(
+            matches!(e, ConfdClientError::Timeout { asked: 1, .. }),
+            "{e}"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! One thread serves the socket: it receives a packet, checks it with
 //! [`crate::confd::codec`], answers from the current
-//! [`Snapshot`](crate::confd::query::Snapshot) and sends the signed reply.
+//! [`Snapshot`] and sends the signed reply.
 //! The main thread watches `config.data` (a `stat` every
 //! [`CONFIG_RELOAD_CHECK_MS`] ms: mtime, size, inode), builds a new
 //! snapshot off the query path and swaps it in; the serving thread only
