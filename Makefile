@@ -3,7 +3,7 @@
 #   make [build]     release build for x86_64-unknown-linux-musl, checked static, <= 15 MB
 #   make install     DESTDIR=... PREFIX=... (default /usr/local), via packaging/install.sh
 #   make dist        ganeti-rs-$(VERSION)-x86_64.tar.gz
-#   make test | lint | bench | demo | clean
+#   make test | lint | bench | demo | clean | fuzz-confd
 #
 # The list of program links comes from the binary itself (`ganeti --list --names`),
 # so the install never drifts from src/applets.rs.
@@ -33,7 +33,7 @@ STATIC_RUSTFLAGS := -C target-feature=+crt-static
 endif
 BIN := target/$(TARGET)/release/ganeti
 
-.PHONY: all build install dist test lint bench demo clean
+.PHONY: all build install dist test lint bench demo clean fuzz-confd
 
 all: build
 
@@ -79,6 +79,11 @@ lint:
 
 bench:
 	$(CARGO) bench
+
+# Long random run over confd's packet path (debug build; FUZZ_CONFD_SECS, FUZZ_CONFD_SEED).
+FUZZ_CONFD_SECS ?= 600
+fuzz-confd:
+	FUZZ_CONFD_SECS=$(FUZZ_CONFD_SECS) $(CARGO) test --test fuzz_confd -- --ignored --nocapture
 
 demo: build
 	sh packaging/demo.sh $(BIN)

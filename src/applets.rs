@@ -60,7 +60,7 @@ pub const APPLETS: &[Applet] = &[
         name: "ganeti-confd",
         kind: Kind::Daemon,
         summary: "configuration query daemon (UDP, HMAC-signed)",
-        entry: Err("confd (issue 6)"),
+        entry: Ok(crate::daemons::confd::main),
     },
     Applet {
         name: "ganeti-rapi",

@@ -7,6 +7,7 @@
 //! `gnt-cluster init`/`destroy` (through [`crate::bootstrap`]).
 
 pub mod cfgupgrade;
+pub mod confd_query;
 pub mod gnt_backup;
 pub mod gnt_cluster;
 pub mod gnt_debug;

@@ -20,6 +20,7 @@
 //! logs to `/dev/console`, or to stderr if that fails too, and keeps
 //! running. `SIGHUP` reopens the log file (log rotation).
 
+pub mod confd;
 pub mod daemon_util;
 pub mod masterd;
 pub mod noded;

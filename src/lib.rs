@@ -27,6 +27,8 @@ pub mod cli;
 // Cluster configuration: objects in Ganeti 3.0's schema, parameter
 // inheritance, validation, the single writer, and upgrades from 2.7 on.
 pub mod config;
+// confd: the signed UDP wire format, answers over a config snapshot, the client library.
+pub mod confd;
 // Ports, timeouts, versions and limits, with their units in their names.
 pub mod constants;
 // Cluster-wide secrets and certificates: generating `server.pem` and `hmac.key`.

@@ -115,6 +115,13 @@ const RULES: &[(&str, &str, &str)] = &[
         "backend",
         "logical units ask a node over rpc, even the master itself",
     ),
+    (
+        "confd",
+        "config::store",
+        "confd reads its copy of config.data; it never writes the config",
+    ),
+    ("confd", "daemons", "the confd library knows no daemon"),
+    ("confd", "cli", "the confd library knows no front end"),
     ("luxi", "config", "LUXI is transport; it knows no config"),
     ("luxi", "cli", "LUXI is below the front ends"),
     (

@@ -53,6 +53,7 @@ enum Command {
     Copyfile(CopyfileArgs),
     ActivateMasterIp(ActivateMasterIpArgs),
     DeactivateMasterIp(DeactivateMasterIpArgs),
+    ConfdQuery(super::confd_query::ConfdQueryArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -431,6 +432,7 @@ pub fn main(program: &str, args: &[String]) -> u8 {
         Command::Init(a) => init(&paths, a),
         Command::Info(_) => info(&paths),
         Command::Getmaster(_) => getmaster(&paths),
+        Command::ConfdQuery(a) => super::confd_query::run(&paths, &a),
         Command::Version(_) => version(&paths),
         Command::Destroy(a) => destroy(&paths, a),
         Command::Queue(a) => with_master(|c| queue(c, &a)),

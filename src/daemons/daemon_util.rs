@@ -454,7 +454,7 @@ mod tests {
     #[test]
     fn unbuilt_daemons_are_refused_not_faked() {
         let p = node("unbuilt");
-        assert_eq!(start(&p, "ganeti-confd", &[]), EXIT_NOT_IMPLEMENTED);
+        assert_eq!(start(&p, "ganeti-rapi", &[]), EXIT_NOT_IMPLEMENTED);
         cleanup(&p);
     }
 

@@ -2,6 +2,7 @@
 
 mod cluster_init;
 mod instance_modify;
+mod confd;
 mod instance_moves;
 mod instances;
 mod job_queue;
