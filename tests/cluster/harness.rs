@@ -193,7 +193,7 @@ impl TestCluster {
         std::fs::write(
             etc.join("ganeti"),
             format!(
-                "NODED_ARGS=\"--no-mlock --powercycle-action record:{}\"\nMASTERD_ARGS=\"--no-mlock\"\n",
+                "NODED_ARGS=\"--no-mlock --powercycle-action record:{}\"\nMASTERD_ARGS=\"--no-mlock\"\nCONFD_ARGS=\"--no-mlock\"\n",
                 record.display()
             ),
         )

@@ -1,8 +1,8 @@
 //! One module per user-visible capability.
 
 mod cluster_init;
-mod instance_modify;
 mod confd;
+mod instance_modify;
 mod instance_moves;
 mod instances;
 mod job_queue;
