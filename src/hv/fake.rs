@@ -158,7 +158,7 @@ impl FakeHypervisor {
     /// Records only change by atomic rename (or removal) inside the state
     /// directory, and each of those moves the directory's modification
     /// time. A scan is therefore reused while that time stays the same,
-    /// provided it was already [`SETTLE`] old when the scan began (file
+    /// provided it was already 100 ms old when the scan began (file
     /// system clocks are coarse: a change in the same tick as the scan
     /// could otherwise keep the old time). Listing a thousand instances
     /// then costs one `stat` instead of a thousand open/read/close.
