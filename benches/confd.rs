@@ -205,7 +205,14 @@ fn main() {
     let key = HmacKey::new(KEY);
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ganeti"))
+    // The binary under test: `GANETI_BENCH_BIN` (e.g. the static musl build
+    // that ships), else the release build cargo made for this benchmark.
+    let bin = std::env::var_os("GANETI_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_ganeti")),
+        PathBuf::from,
+    );
+    println!("binary: {}", bin.display());
+    let mut child = Command::new(&bin)
         .args(["ganeti-confd", "-f", "--no-mlock", "-b", "127.0.0.1", "-p"])
         .arg(port.to_string())
         .env("GANETI_ROOTDIR", &root)

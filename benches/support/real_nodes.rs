@@ -352,8 +352,14 @@ pub fn time_figure(name: &str, mut samples: Vec<Duration>, ganeti_ms: Option<f64
 /// Prints the summary table.
 pub fn print_table(title: &str, figures: &[Figure]) {
     println!("\n{title}");
+    let w = figures
+        .iter()
+        .map(|f| f.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(58);
     println!(
-        "{:<58} {:>12} {:>12}  real Ganeti 3.0.2",
+        "{:<w$} {:>12} {:>12}  real Ganeti 3.0.2",
         "figure", "median", "p90"
     );
     for f in figures {
@@ -362,7 +368,7 @@ pub fn print_table(title: &str, figures: &[Figure]) {
             None => "-".to_string(),
         };
         println!(
-            "{:<58} {:>9.1} {:<2} {:>9.1} {:<2}  {ganeti}",
+            "{:<w$} {:>9.1} {:<2} {:>9.1} {:<2}  {ganeti}",
             f.name, f.median, f.unit, f.p90, f.unit
         );
     }
