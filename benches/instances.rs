@@ -132,32 +132,11 @@ fn main() {
     let mut figures = Vec::new();
     println!("binary: {}", real_nodes::binary().display());
     let c = VirtualCluster::new("instances", network(244), 1);
-    c.prepare_node("node1");
     let os = noop_os(&c.base);
     let os_dir = c.root("node1").join("srv/ganeti/os");
     std::fs::create_dir_all(&os_dir).unwrap();
     std::os::unix::fs::symlink(&os, os_dir.join("noop")).unwrap();
-    c.run(
-        "node1",
-        "gnt-cluster",
-        &[
-            "init",
-            "--enabled-hypervisors",
-            "fake",
-            "--enabled-disk-templates",
-            "diskless",
-            "--master-netdev",
-            "lo",
-            "--no-etc-hosts",
-            "--use-external-mip-script",
-            "yes",
-            "cluster.bench",
-        ],
-        false,
-    );
-    real_nodes::wait_for("noded on node1", || {
-        c.daemon_pid("node1", "ganeti-noded").is_some()
-    });
+    c.init();
 
     // 1. add, each a new instance; removed afterwards so the later
     // figures see exactly the counts they name.

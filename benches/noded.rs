@@ -177,27 +177,7 @@ fn verify(figures: &mut Vec<Figure>) {
     for n in ["node1", "node2", "node3"] {
         c.prepare_node(n);
     }
-    c.run(
-        "node1",
-        "gnt-cluster",
-        &[
-            "init",
-            "--enabled-hypervisors",
-            "fake",
-            "--enabled-disk-templates",
-            "diskless",
-            "--master-netdev",
-            "lo",
-            "--no-etc-hosts",
-            "--use-external-mip-script",
-            "yes",
-            "cluster.bench",
-        ],
-        false,
-    );
-    real_nodes::wait_for("noded on node1", || {
-        c.daemon_pid("node1", "ganeti-noded").is_some()
-    });
+    c.init();
     figures.push(time_figure(
         "gnt-cluster verify, 1 node (cold CLI)",
         verify_runs(&c, 9),

@@ -727,6 +727,30 @@ fn format_timestamp(when: SystemTime) -> String {
     crate::sys::time::format_log_stamp(crate::sys::time::secs_of(when))
 }
 
+/// The address a daemon listens on: `-b` if given, else this node's own
+/// address on a virtual cluster, else the wildcard of `family` (the
+/// cluster's primary IP family).
+pub fn bind_address(
+    arg: Option<&str>,
+    paths: &Paths,
+    family: crate::net::hostname::IpFamily,
+) -> Result<std::net::IpAddr, String> {
+    if let Some(a) = arg {
+        return a
+            .parse()
+            .map_err(|_| format!("-b {a:?} is not an IP address"));
+    }
+    if paths.is_virtual() {
+        return crate::net::hostname::resolve(paths, &paths.hostname(), family)
+            .map(|h| h.ip)
+            .map_err(|e| chain(&e));
+    }
+    Ok(match family {
+        crate::net::hostname::IpFamily::V6 => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        crate::net::hostname::IpFamily::V4 => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,6 +132,34 @@ impl VirtualCluster {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
+    /// `gnt-cluster init` on node1 (fake hypervisor, diskless template,
+    /// recording master-IP script: nothing touches the host's interfaces),
+    /// then waits for its noded.
+    pub fn init(&self) {
+        self.prepare_node("node1");
+        self.run(
+            "node1",
+            "gnt-cluster",
+            &[
+                "init",
+                "--enabled-hypervisors",
+                "fake",
+                "--enabled-disk-templates",
+                "diskless",
+                "--master-netdev",
+                "lo",
+                "--no-etc-hosts",
+                "--use-external-mip-script",
+                "yes",
+                "cluster.bench",
+            ],
+            false,
+        );
+        wait_for("noded on node1", || {
+            self.daemon_pid("node1", "ganeti-noded").is_some()
+        });
+    }
+
     /// The pid in a daemon's pid file on `node`, if that process lives.
     pub fn daemon_pid(&self, node: &str, daemon: &str) -> Option<u32> {
         let f = self.root(node).join(format!("var/run/ganeti/{daemon}.pid"));

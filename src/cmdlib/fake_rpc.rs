@@ -55,6 +55,39 @@ impl FakeRpc {
             .insert((procedure.to_string(), node.to_string()), answer);
     }
 
+    /// Scripts `node_hv_info` on `node`: a fake-hypervisor host of
+    /// 4096 MiB (512 for itself) with `free_mib` free and 4 CPUs.
+    pub fn answer_fake_host(&self, node: &str, free_mib: u64) {
+        let host = crate::rpc::proto::NodeHvInfo {
+            hypervisor: "fake".into(),
+            memory_total_mib: 4096,
+            memory_free_mib: free_mib,
+            memory_dom0_mib: 512,
+            cpu_total: 4,
+            cpu_nodes: 1,
+            cpu_sockets: 1,
+        };
+        self.answer(
+            crate::rpc::proto::NODE_HV_INFO,
+            node,
+            Ok(serde_json::json!([host])),
+        );
+    }
+
+    /// Scripts `blockdev_assemble` on `node` to answer `path` (disk `uuid`).
+    pub fn answer_assembled(&self, node: &str, uuid: &str, path: &str) {
+        let disk = crate::rpc::proto::AssembledDisk {
+            uuid: uuid.into(),
+            path: path.into(),
+            uri: None,
+        };
+        self.answer(
+            crate::rpc::proto::BLOCKDEV_ASSEMBLE,
+            node,
+            Ok(serde_json::json!(disk)),
+        );
+    }
+
     /// Every call so far.
     pub fn calls(&self) -> Vec<Call> {
         self.state().calls.clone()
@@ -252,6 +285,17 @@ impl TestCluster {
             rpc,
             processor,
         }
+    }
+
+    /// Two nodes and one instance (`inst1`, one disk, one NIC), stopped,
+    /// its disks inactive.
+    pub fn with_stopped_instance(tag: &str) -> TestCluster {
+        let mut cfg = crate::config::test_support::generated(2, 1);
+        if let Some(inst) = cfg.instances.values_mut().next() {
+            inst.admin_state = crate::config::objects::AdminState::Down;
+            inst.disks_active = false;
+        }
+        TestCluster::with_config(tag, cfg)
     }
 
     /// `nodes` nodes, `instances` instances ([`crate::config::test_support::generated`]).

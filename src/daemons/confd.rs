@@ -18,7 +18,7 @@
 //! amplification. Counters of answers and of drops by reason go to the log
 //! every [`STATS_INTERVAL_SECS`] s, on `SIGHUP` and at exit.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,8 +31,6 @@ use crate::confd::{ErrorCode, ReplyStatus, CONFIG_RELOAD_CHECK_MS, MAX_PACKET_BY
 use crate::config::objects::{ConfigData, IpFamily};
 use crate::daemons::{Daemon, DaemonError};
 use crate::error::chain;
-use crate::net::hostname;
-use crate::paths::Paths;
 
 /// How often the stats line is logged.
 pub const STATS_INTERVAL_SECS: u64 = 300;
@@ -259,25 +257,6 @@ impl ConfigWatcher {
     }
 }
 
-/// The address to listen on: `-b`, else this node's own address on a
-/// virtual cluster, else the wildcard of the cluster's primary IP family.
-fn bind_address(arg: Option<&str>, paths: &Paths, family: IpFamily) -> Result<IpAddr, String> {
-    if let Some(a) = arg {
-        return a
-            .parse()
-            .map_err(|_| format!("-b {a:?} is not an IP address"));
-    }
-    if paths.is_virtual() {
-        return hostname::resolve(paths, &paths.hostname(), family)
-            .map(|h| h.ip)
-            .map_err(|e| chain(&e));
-    }
-    Ok(match family {
-        IpFamily::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        IpFamily::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-    })
-}
-
 fn run(daemon: &Daemon) -> Result<(), DaemonError> {
     let paths = daemon.paths.clone();
     let key_path = paths.confd_hmac_key();
@@ -299,7 +278,7 @@ fn run(daemon: &Daemon) -> Result<(), DaemonError> {
             _ => IpFamily::V4,
         },
     };
-    let ip = bind_address(daemon.args.bind.as_deref(), &paths, family)
+    let ip = super::bind_address(daemon.args.bind.as_deref(), &paths, family)
         .map_err(|e| DaemonError::body("choosing the address to listen on", e))?;
     let port = daemon.args.port.unwrap_or_else(|| {
         crate::net::service_port(&paths, "ganeti-confd", crate::constants::DEFAULT_CONFD_PORT)

@@ -21,7 +21,7 @@
 //! never reads `config.data` except for the `serial_no` it reports as its
 //! vote in a master election (`master_info`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -33,7 +33,7 @@ use crate::backend::{self, BackendError, PowercycleAction};
 use crate::daemons::{Daemon, DaemonError};
 use crate::error::chain;
 use crate::join::JoinResponder;
-use crate::net::hostname::{self, IpFamily};
+use crate::net::hostname::IpFamily;
 use crate::paths::Paths;
 use crate::rpc::proto;
 use crate::rpc::{Peer, RemoteError, Service};
@@ -461,25 +461,12 @@ fn check_key_file(path: &Path) -> Result<(), String> {
 /// The address noded listens on: `-b` if given; in a virtual cluster the
 /// node's own address; else the wildcard of the cluster's address family.
 fn bind_address(arg: Option<&str>, paths: &Paths) -> Result<IpAddr, String> {
-    if let Some(a) = arg {
-        return a
-            .parse()
-            .map_err(|_| format!("-b {a:?} is not an IP address"));
-    }
     // ssconf_primary_ip_family holds the socket family number: 10 is AF_INET6.
     let family = match crate::ssconf::read(paths, "primary_ip_family") {
         Ok(f) if f.trim() == IpFamily::V6.af_number().to_string() => IpFamily::V6,
         _ => IpFamily::V4,
     };
-    if paths.is_virtual() {
-        return hostname::resolve(paths, &paths.hostname(), family)
-            .map(|h| h.ip)
-            .map_err(|e| chain(&e));
-    }
-    Ok(match family {
-        IpFamily::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        IpFamily::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-    })
+    super::bind_address(arg, paths, family)
 }
 
 /// The TLS configuration new connections get; swapped when the node joins.

@@ -305,6 +305,33 @@ impl TestCluster {
         symlink(src, link).unwrap();
     }
 
+    /// The test OS definition of `tests/os/image` (writes an ext4 image).
+    pub fn image_os() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/os/image")
+    }
+
+    /// A two-node cluster (node2 joined) with file storage allowed, the
+    /// image OS and, if installed, Debian's noop OS on both nodes.
+    pub fn two_nodes_with_os() -> TestCluster {
+        let c = TestCluster::new(2);
+        c.init_multi(&[]).ok();
+        c.add_node("node2", &[]).ok();
+        for n in ["node1", "node2"] {
+            c.allow_file_storage(n);
+            c.install_os(n, "image", &Self::image_os());
+            if let Some(noop) = Self::noop_os() {
+                c.install_os(n, "noop", &noop);
+            }
+        }
+        c
+    }
+
+    /// Whether the fake hypervisor of `node` runs `inst`.
+    pub fn fake_runs(&self, node: &str, inst: &str) -> bool {
+        self.path(node, &format!("/var/run/ganeti/fake-hypervisor/{inst}"))
+            .exists()
+    }
+
     /// Debian's `ganeti-os-noop`, if installed.
     pub fn noop_os() -> Option<PathBuf> {
         let p = PathBuf::from("/usr/share/ganeti/os/noop");

@@ -1190,28 +1190,8 @@ mod drbd_tests {
         }
         let c = TestCluster::with_config("create-drbd", cfg);
         for n in [N1, N2] {
-            c.rpc.answer(
-                proto::NODE_HV_INFO,
-                n,
-                Ok(json!([proto::NodeHvInfo {
-                    hypervisor: "fake".into(),
-                    memory_total_mib: 4096,
-                    memory_free_mib: 4096,
-                    memory_dom0_mib: 512,
-                    cpu_total: 4,
-                    cpu_nodes: 1,
-                    cpu_sockets: 1,
-                }])),
-            );
-            c.rpc.answer(
-                proto::BLOCKDEV_ASSEMBLE,
-                n,
-                Ok(json!(proto::AssembledDisk {
-                    uuid: "x".into(),
-                    path: "/dev/drbd0".into(),
-                    uri: None,
-                })),
-            );
+            c.rpc.answer_fake_host(n, 4096);
+            c.rpc.answer_assembled(n, "x", "/dev/drbd0");
         }
         c
     }

@@ -948,28 +948,9 @@ mod tests {
         }
         let c = TestCluster::with_config(tag, cfg);
         for n in [N1, N2, "node3.example.com"] {
-            c.rpc.answer(
-                proto::NODE_HV_INFO,
-                n,
-                Ok(json!([proto::NodeHvInfo {
-                    hypervisor: "fake".into(),
-                    memory_total_mib: 4096,
-                    memory_free_mib: 2048,
-                    memory_dom0_mib: 512,
-                    cpu_total: 4,
-                    cpu_nodes: 1,
-                    cpu_sockets: 1,
-                }])),
-            );
-            c.rpc.answer(
-                proto::BLOCKDEV_ASSEMBLE,
-                n,
-                Ok(json!(proto::AssembledDisk {
-                    uuid: "d".into(),
-                    path: "/srv/ganeti/shared/inst1/disk0".into(),
-                    uri: None,
-                })),
-            );
+            c.rpc.answer_fake_host(n, 2048);
+            c.rpc
+                .answer_assembled(n, "d", "/srv/ganeti/shared/inst1/disk0");
             c.rpc.answer(
                 proto::MIGRATION_STATUS,
                 n,

@@ -388,11 +388,7 @@ mod tests {
     const INST: &str = "inst1.example.com";
 
     fn cluster(tag: &str) -> TestCluster {
-        let mut cfg = crate::config::test_support::generated(2, 1);
-        let inst = cfg.instances.values_mut().next().unwrap();
-        inst.admin_state = AdminState::Down;
-        inst.disks_active = false;
-        TestCluster::with_config(tag, cfg)
+        TestCluster::with_stopped_instance(tag)
     }
 
     fn op(disks: Value, nodes: &[&str]) -> OpInstanceRecreateDisks {

@@ -36,28 +36,8 @@ fn create_op() -> OpInstanceCreate {
 }
 
 fn script_node(c: &TestCluster, node: &str, free_mib: u64) {
-    c.rpc.answer(
-        proto::NODE_HV_INFO,
-        node,
-        Ok(json!([proto::NodeHvInfo {
-            hypervisor: "fake".into(),
-            memory_total_mib: 4096,
-            memory_free_mib: free_mib,
-            memory_dom0_mib: 512,
-            cpu_total: 4,
-            cpu_nodes: 1,
-            cpu_sockets: 1,
-        }])),
-    );
-    c.rpc.answer(
-        proto::BLOCKDEV_ASSEMBLE,
-        node,
-        Ok(json!(proto::AssembledDisk {
-            uuid: "x".into(),
-            path: "/dev/xenvg/x".into(),
-            uri: None,
-        })),
-    );
+    c.rpc.answer_fake_host(node, free_mib);
+    c.rpc.answer_assembled(node, "x", "/dev/xenvg/x");
 }
 
 fn cluster(tag: &str) -> TestCluster {

@@ -6,10 +6,6 @@
 use crate::harness::TestCluster;
 use std::path::PathBuf;
 
-fn image_os() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/os/image")
-}
-
 fn disk_files(c: &TestCluster, inst: &str) -> Vec<PathBuf> {
     let dir = c.path("node1", &format!("/srv/ganeti/file-storage/{inst}"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -40,7 +36,7 @@ fn counts(c: &TestCluster) -> String {
 fn nics_and_file_disks_are_added_removed_and_recreated() {
     let c = TestCluster::new(1);
     c.init_multi(&[]).ok();
-    c.install_os("node1", "image", &image_os());
+    c.install_os("node1", "image", &TestCluster::image_os());
     c.run(
         "node1",
         "gnt-instance",
@@ -176,7 +172,7 @@ fn nics_and_file_disks_are_added_removed_and_recreated() {
 fn image_with_label(c: &TestCluster) -> PathBuf {
     let dir = c.base.join("os-imgx");
     std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(image_os()).unwrap() {
+    for e in std::fs::read_dir(TestCluster::image_os()).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
     }
@@ -190,7 +186,7 @@ fn image_with_label(c: &TestCluster) -> PathBuf {
 fn reinstall_keeps_only_the_os_parameters_the_new_os_knows() {
     let c = TestCluster::new(1);
     c.init_multi(&[]).ok();
-    c.install_os("node1", "image", &image_os());
+    c.install_os("node1", "image", &TestCluster::image_os());
     let imgx = image_with_label(&c);
     c.install_os("node1", "imgx", &imgx);
     c.run(

@@ -6,11 +6,6 @@
 //! modified, reinstalled and renamed.
 
 use crate::harness::TestCluster;
-use std::path::PathBuf;
-
-fn image_os() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/os/image")
-}
 
 /// Two nodes sharing their shared-file storage, the image OS on both.
 fn cluster() -> TestCluster {
@@ -20,15 +15,9 @@ fn cluster() -> TestCluster {
     c.share_storage("node2");
     for n in ["node1", "node2"] {
         c.allow_file_storage(n);
-        c.install_os(n, "image", &image_os());
+        c.install_os(n, "image", &TestCluster::image_os());
     }
     c
-}
-
-/// Whether the fake hypervisor of `node` runs `inst`.
-fn runs_on(c: &TestCluster, node: &str, inst: &str) -> bool {
-    c.path(node, &format!("/var/run/ganeti/fake-hypervisor/{inst}"))
-        .exists()
 }
 
 fn primary(c: &TestCluster, inst: &str) -> String {
@@ -60,7 +49,7 @@ fn add(c: &TestCluster, template: &[&str], os: &str, name: &str) {
         name,
     ]);
     c.run("node1", "gnt-instance", &args).ok();
-    assert!(runs_on(c, "node1", name), "{name} runs on node1");
+    assert!(c.fake_runs("node1", name), "{name} runs on node1");
     assert_eq!(primary(c, name), "node1");
 }
 
@@ -80,7 +69,7 @@ fn sharedfile_instance_fails_over_and_migrates_back_and_forth() {
         &["failover", "-f", "-n", "node2", "vm1"],
     )
     .ok();
-    assert!(runs_on(&c, "node2", "vm1") && !runs_on(&c, "node1", "vm1"));
+    assert!(c.fake_runs("node2", "vm1") && !c.fake_runs("node1", "vm1"));
     assert_eq!(primary(&c, "vm1"), "node2");
 
     let live = c
@@ -94,7 +83,7 @@ fn sharedfile_instance_fails_over_and_migrates_back_and_forth() {
         live.stdout.contains("* memory transfer complete") || live.stderr.contains("complete"),
         "{live:?}"
     );
-    assert!(runs_on(&c, "node1", "vm1") && !runs_on(&c, "node2", "vm1"));
+    assert!(c.fake_runs("node1", "vm1") && !c.fake_runs("node2", "vm1"));
     assert_eq!(primary(&c, "vm1"), "node1");
 
     c.run(
@@ -103,7 +92,7 @@ fn sharedfile_instance_fails_over_and_migrates_back_and_forth() {
         &["migrate", "-f", "--non-live", "-n", "node2", "vm1"],
     )
     .ok();
-    assert!(runs_on(&c, "node2", "vm1") && !runs_on(&c, "node1", "vm1"));
+    assert!(c.fake_runs("node2", "vm1") && !c.fake_runs("node1", "vm1"));
     assert_eq!(primary(&c, "vm1"), "node2");
 
     // Nothing to clean up: the config already says node2.
@@ -134,11 +123,11 @@ fn sharedfile_instance_fails_over_and_migrates_back_and_forth() {
         )
         .failed();
     assert!(r.stderr.contains("to its primary"), "{r:?}");
-    assert!(runs_on(&c, "node2", "vm1"));
+    assert!(c.fake_runs("node2", "vm1"));
 
     c.run("node1", "gnt-instance", &["remove", "-f", "vm1"])
         .ok();
-    assert!(!runs_on(&c, "node2", "vm1"));
+    assert!(!c.fake_runs("node2", "vm1"));
 }
 
 #[test]
@@ -162,7 +151,7 @@ fn file_instances_are_refused_with_a_pointer_to_move() {
             .contains("Instance's disk layout 'file' does not allow migrations"),
         "{r:?}"
     );
-    assert!(runs_on(&c, "node1", "f1"));
+    assert!(c.fake_runs("node1", "f1"));
 }
 
 #[test]
@@ -195,7 +184,7 @@ fn diskless_migration_survives_a_dead_target_and_reruns() {
         .failed();
     assert!(r.stderr.contains("node2"), "{r:?}");
     assert_eq!(primary(&c, "d1"), "node1");
-    assert!(runs_on(&c, "node1", "d1") && !runs_on(&c, "node2", "d1"));
+    assert!(c.fake_runs("node1", "d1") && !c.fake_runs("node2", "d1"));
 
     c.start_noded("node2");
     c.run(
@@ -205,7 +194,7 @@ fn diskless_migration_survives_a_dead_target_and_reruns() {
     )
     .ok();
     assert_eq!(primary(&c, "d1"), "node2");
-    assert!(runs_on(&c, "node2", "d1") && !runs_on(&c, "node1", "d1"));
+    assert!(c.fake_runs("node2", "d1") && !c.fake_runs("node1", "d1"));
 }
 
 #[test]
@@ -268,5 +257,5 @@ fn stopped_instance_is_modified_reinstalled_and_renamed() {
         .ok();
     assert!(r.stdout.contains("renamed to 'vm4'"), "{r:?}");
     c.run("node1", "gnt-instance", &["startup", "vm4"]).ok();
-    assert!(runs_on(&c, "node1", "vm4") && !runs_on(&c, "node1", "vm3"));
+    assert!(c.fake_runs("node1", "vm4") && !c.fake_runs("node1", "vm3"));
 }

@@ -3,28 +3,7 @@
 //! life cycle, `info`, and bad input that must leave nothing behind.
 
 use crate::harness::TestCluster;
-use std::path::PathBuf;
 use std::time::Duration;
-
-fn image_os() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/os/image")
-}
-
-/// A two-node cluster with the fake hypervisor, the image OS (and noop, if
-/// installed) on every node, and file storage allowed everywhere.
-fn cluster() -> TestCluster {
-    let c = TestCluster::new(2);
-    c.init_multi(&[]).ok();
-    c.add_node("node2", &[]).ok();
-    for n in ["node1", "node2"] {
-        c.allow_file_storage(n);
-        c.install_os(n, "image", &image_os());
-        if let Some(noop) = TestCluster::noop_os() {
-            c.install_os(n, "noop", &noop);
-        }
-    }
-    c
-}
 
 fn fake_state(c: &TestCluster, node: &str, inst: &str) -> Option<String> {
     std::fs::read_to_string(c.path(node, &format!("/var/run/ganeti/fake-hypervisor/{inst}"))).ok()
@@ -45,7 +24,7 @@ fn instance_names(c: &TestCluster) -> Vec<String> {
 
 #[test]
 fn diskless_instance_life_cycle_on_the_fake_hypervisor() {
-    let c = cluster();
+    let c = TestCluster::two_nodes_with_os();
     let os = if TestCluster::noop_os().is_some() {
         "noop"
     } else {
@@ -157,7 +136,7 @@ fn diskless_instance_life_cycle_on_the_fake_hypervisor() {
 
 #[test]
 fn file_disk_gets_a_real_file_system_from_the_os_create_script() {
-    let c = cluster();
+    let c = TestCluster::two_nodes_with_os();
     c.run(
         "node1",
         "gnt-instance",
@@ -213,7 +192,7 @@ fn file_disk_gets_a_real_file_system_from_the_os_create_script() {
 
 #[test]
 fn bad_input_is_refused_and_leaves_nothing_behind() {
-    let c = cluster();
+    let c = TestCluster::two_nodes_with_os();
     let add = |extra: &[&str]| {
         let mut args = vec![
             "add",
@@ -355,7 +334,7 @@ fn kvm_instance_under_tcg_starts_and_live_migrates() {
         eprintln!("ganeti-os-noop not installed; skipping the kvm scenario");
         return;
     };
-    let c = cluster();
+    let c = TestCluster::two_nodes_with_os();
     // A BIOS-only VM: no kernel, no disk, no NIC; TCG (no /dev/kvm needed).
     c.run(
         "node1",

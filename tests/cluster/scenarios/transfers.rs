@@ -6,27 +6,6 @@
 use crate::harness::TestCluster;
 use std::path::{Path, PathBuf};
 
-fn image_os() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/os/image")
-}
-
-/// Two nodes with file storage allowed and the image OS on both.
-fn cluster() -> TestCluster {
-    let c = TestCluster::new(2);
-    c.init_multi(&[]).ok();
-    c.add_node("node2", &[]).ok();
-    for n in ["node1", "node2"] {
-        c.allow_file_storage(n);
-        c.install_os(n, "image", &image_os());
-    }
-    c
-}
-
-fn runs_on(c: &TestCluster, node: &str, inst: &str) -> bool {
-    c.path(node, &format!("/var/run/ganeti/fake-hypervisor/{inst}"))
-        .exists()
-}
-
 fn field(c: &TestCluster, inst: &str, f: &str) -> String {
     c.run(
         "node1",
@@ -91,7 +70,7 @@ fn fsck_clean(image: &Path) {
 
 #[test]
 fn file_instance_moves_with_its_file_system_intact() {
-    let c = cluster();
+    let c = TestCluster::two_nodes_with_os();
     c.run(
         "node1",
         "gnt-instance",
@@ -115,7 +94,7 @@ fn file_instance_moves_with_its_file_system_intact() {
         ],
     )
     .ok();
-    assert!(runs_on(&c, "node1", "vm1"));
+    assert!(c.fake_runs("node1", "vm1"));
     let before = disk_files(&c, "node1", "vm1");
     assert_eq!(before.len(), 1, "{before:?}");
     // The instance runs, so the image may change under us only through
@@ -144,7 +123,7 @@ fn file_instance_moves_with_its_file_system_intact() {
     assert!(text.contains(&format!("sha1 {sum}")), "{text}");
 
     assert_eq!(field(&c, "vm1", "pnode"), "node2");
-    assert!(runs_on(&c, "node2", "vm1") && !runs_on(&c, "node1", "vm1"));
+    assert!(c.fake_runs("node2", "vm1") && !c.fake_runs("node1", "vm1"));
     assert!(
         disk_files(&c, "node1", "vm1").is_empty(),
         "source disk removed"
@@ -168,13 +147,13 @@ fn file_instance_moves_with_its_file_system_intact() {
     )
     .ok();
     assert_eq!(field(&c, "vm1", "pnode"), "node1");
-    assert!(!runs_on(&c, "node1", "vm1"));
+    assert!(!c.fake_runs("node1", "vm1"));
     assert_eq!(sha1_of(&disk_files(&c, "node1", "vm1")[0]), sum);
 }
 
 #[test]
 fn export_lists_and_removes_with_the_disk_intact() {
-    let c = cluster();
+    let c = TestCluster::two_nodes_with_os();
     c.run(
         "node1",
         "gnt-instance",
@@ -215,7 +194,7 @@ fn export_lists_and_removes_with_the_disk_intact() {
     c.run("node1", "gnt-backup", &["export", "-n", "node2", "vm2"])
         .ok();
     // Restarted after the copy, as it was running.
-    assert!(runs_on(&c, "node1", "vm2"));
+    assert!(c.fake_runs("node1", "vm2"));
     let dir = c.path("node2", "/srv/ganeti/export/vm2");
     let ini = std::fs::read_to_string(dir.join("config.ini")).unwrap();
     assert!(ini.starts_with("[export]\nversion = 0\n"), "{ini}");
@@ -298,7 +277,7 @@ fn export_lists_and_removes_with_the_disk_intact() {
 
 #[test]
 fn export_then_import_under_a_new_name_on_another_node() {
-    let c = cluster();
+    let c = TestCluster::two_nodes_with_os();
     c.run(
         "node1",
         "gnt-instance",
@@ -370,9 +349,9 @@ fn export_then_import_under_a_new_name_on_another_node() {
     assert_eq!(sha1_of(&disks[0]), sum);
     fsck_clean(&disks[0]);
     // Not started (gnt-backup import's default); starts from its disks.
-    assert!(!runs_on(&c, "node2", "vm4"));
+    assert!(!c.fake_runs("node2", "vm4"));
     c.run("node1", "gnt-instance", &["startup", "vm4"]).ok();
-    assert!(runs_on(&c, "node2", "vm4"));
+    assert!(c.fake_runs("node2", "vm4"));
 
     // A missing export fails before anything is created.
     let missing = c

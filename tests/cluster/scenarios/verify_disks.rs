@@ -5,22 +5,6 @@
 use crate::harness::TestCluster;
 use std::path::PathBuf;
 
-fn image_os() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/os/image")
-}
-
-/// Two nodes, the image OS and file storage everywhere.
-fn cluster() -> TestCluster {
-    let c = TestCluster::new(2);
-    c.init_multi(&[]).ok();
-    c.add_node("node2", &[]).ok();
-    for n in ["node1", "node2"] {
-        c.allow_file_storage(n);
-        c.install_os(n, "image", &image_os());
-    }
-    c
-}
-
 fn add_file_instance(c: &TestCluster, node: &str, name: &str, extra: &[&str]) {
     let mut args = vec![
         "add",
@@ -59,7 +43,7 @@ fn disk_file(c: &TestCluster, node: &str, name: &str) -> PathBuf {
 
 #[test]
 fn verify_disks_reports_a_deleted_disk_file_and_a_dead_node() {
-    let c = cluster();
+    let c = TestCluster::two_nodes_with_os();
     add_file_instance(&c, "node2", "web1", &[]);
     // Down, disks not active: not looked at even when its file is gone.
     add_file_instance(&c, "node1", "db1", &["--no-start"]);
@@ -115,7 +99,7 @@ fn verify_disks_reports_a_deleted_disk_file_and_a_dead_node() {
 
 #[test]
 fn repair_disk_sizes_corrects_a_disk_grown_behind_the_clusters_back() {
-    let c = cluster();
+    let c = TestCluster::two_nodes_with_os();
     add_file_instance(&c, "node1", "db1", &["--no-start"]);
     add_file_instance(&c, "node2", "web1", &["--no-start"]);
     let sizes = |c: &TestCluster| {

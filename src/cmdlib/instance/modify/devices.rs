@@ -1126,11 +1126,7 @@ mod tests {
 
     /// inst1 (one plain disk, one NIC) on node1, stopped.
     fn cluster(tag: &str) -> TestCluster {
-        let mut cfg = crate::config::test_support::generated(2, 1);
-        let inst = cfg.instances.values_mut().next().unwrap();
-        inst.admin_state = AdminState::Down;
-        inst.disks_active = false;
-        TestCluster::with_config(tag, cfg)
+        TestCluster::with_stopped_instance(tag)
     }
 
     fn nics(changes: Value) -> OpInstanceSetParams {
