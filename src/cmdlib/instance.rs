@@ -289,6 +289,67 @@ pub fn shutdown_disks(ctx: &mut LuContext<'_>, cfg: &ConfigData, inst: &Instance
     errors
 }
 
+/// Starts instance `name` on its (new) primary `target` after a failover
+/// or move: assembles its disks, marks them active and starts it. On a
+/// failure the disks are shut down again and marked inactive, and the
+/// error says what failed. With `progress`, logs Ganeti's failover steps.
+pub fn start_on_new_primary(
+    ctx: &mut LuContext<'_>,
+    name: &str,
+    target: &Target,
+    progress: bool,
+) -> Result<(), LuError> {
+    let cfg = ctx.store.snapshot();
+    let inst = instance_named(&cfg, name)?.clone();
+    if progress {
+        ctx.log(format!(
+            "* activating the instance's disks on target node {}",
+            target.name
+        ));
+    }
+    let disks = match assemble_disks(ctx, &cfg, &inst) {
+        Ok(d) => d,
+        Err(e) => {
+            ctx.log(format!("WARNING: {e}"));
+            for w in shutdown_disks(ctx, &cfg, &inst) {
+                ctx.log(format!("WARNING: {w}"));
+            }
+            return Err(LuError::Exec("Can't activate the instance's disks".into()));
+        }
+    };
+    update_instance(ctx, &inst.uuid, |i| {
+        i.disks_active = true;
+        Ok(())
+    })?;
+    if progress {
+        ctx.log(format!(
+            "* starting the instance on the target node {}",
+            target.name
+        ));
+    }
+    let args = proto::InstanceStartArgs {
+        instance: instance_spec_of(&cfg, &inst.uuid)?,
+        disks,
+        startup_paused: false,
+    };
+    if let Err(e) = call(ctx, proto::INSTANCE_START, target, &args, SLOW_TIMEOUT) {
+        for w in shutdown_disks(ctx, &cfg, &inst) {
+            ctx.log(format!("WARNING: {w}"));
+        }
+        let _ = update_instance(ctx, &inst.uuid, |i| {
+            i.disks_active = false;
+            Ok(())
+        });
+        return Err(LuError::Exec(format!(
+            "Could not start instance {} on node {}: {}",
+            inst.name,
+            target.name,
+            rpc_msg(&e)
+        )));
+    }
+    Ok(())
+}
+
 /// Removes the given disks of `inst` from every node they live on (and
 /// the primary); returns the failures as messages.
 pub fn remove_disks(

@@ -415,51 +415,7 @@ impl Migrater {
         if inst.admin_state != AdminState::Up {
             return Ok(());
         }
-        let cfg = ctx.store.snapshot();
-        let moved = super::instance_named(&cfg, inst.name.as_str())?.clone();
-        ctx.log(format!(
-            "* activating the instance's disks on target node {}",
-            target.name
-        ));
-        let disks = match assemble_disks(ctx, &cfg, &moved) {
-            Ok(d) => d,
-            Err(e) => {
-                ctx.log(format!("WARNING: {e}"));
-                for w in shutdown_disks(ctx, &cfg, &moved) {
-                    ctx.log(format!("WARNING: {w}"));
-                }
-                return Err(LuError::Exec("Can't activate the instance's disks".into()));
-            }
-        };
-        update_instance(ctx, &inst.uuid, |i| {
-            i.disks_active = true;
-            Ok(())
-        })?;
-        ctx.log(format!(
-            "* starting the instance on the target node {}",
-            target.name
-        ));
-        let args = proto::InstanceStartArgs {
-            instance: instance_spec_of(&cfg, &inst.uuid)?,
-            disks,
-            startup_paused: false,
-        };
-        if let Err(e) = call(ctx, proto::INSTANCE_START, &target, &args, SLOW_TIMEOUT) {
-            for w in shutdown_disks(ctx, &cfg, &moved) {
-                ctx.log(format!("WARNING: {w}"));
-            }
-            let _ = update_instance(ctx, &inst.uuid, |i| {
-                i.disks_active = false;
-                Ok(())
-            });
-            return Err(LuError::Exec(format!(
-                "Could not start instance {} on node {}: {}",
-                inst.name,
-                target.name,
-                rpc_msg(&e)
-            )));
-        }
-        Ok(())
+        super::start_on_new_primary(ctx, inst.name.as_str(), &target, true)
     }
 
     /// Ganeti's `_ExecMigration`.

@@ -12,8 +12,8 @@
 
 use super::{
     add_node_locks, assemble_disks, call, call_typed, check_free_memory, expand_instance_name,
-    instance_locks, instance_named, instance_spec_of, node_by_uuid, rpc_msg, shutdown_disks, spec,
-    target_of, update_instance, SLOW_TIMEOUT,
+    instance_locks, instance_named, instance_spec_of, node_by_uuid, rpc_msg, spec, target_of,
+    update_instance, SLOW_TIMEOUT,
 };
 use crate::cmdlib::node::expand_node_name;
 use crate::cmdlib::{LockNeed, LogicalUnit, LuContext, LuError};
@@ -254,42 +254,7 @@ impl LogicalUnit for LuInstanceMove {
                 "Starting instance {} on node {}",
                 inst.name, target.name
             ));
-            let cfg = ctx.store.snapshot();
-            let moved = instance_named(&cfg, inst.name.as_str())?.clone();
-            let disks = match assemble_disks(ctx, &cfg, &moved) {
-                Ok(d) => d,
-                Err(e) => {
-                    ctx.log(format!("WARNING: {e}"));
-                    for w in shutdown_disks(ctx, &cfg, &moved) {
-                        ctx.log(format!("WARNING: {w}"));
-                    }
-                    return Err(LuError::Exec("Can't activate the instance's disks".into()));
-                }
-            };
-            update_instance(ctx, &inst.uuid, |i| {
-                i.disks_active = true;
-                Ok(())
-            })?;
-            let args = proto::InstanceStartArgs {
-                instance: instance_spec_of(&cfg, &inst.uuid)?,
-                disks,
-                startup_paused: false,
-            };
-            if let Err(e) = call(ctx, proto::INSTANCE_START, &target, &args, SLOW_TIMEOUT) {
-                for w in shutdown_disks(ctx, &cfg, &moved) {
-                    ctx.log(format!("WARNING: {w}"));
-                }
-                let _ = update_instance(ctx, &inst.uuid, |i| {
-                    i.disks_active = false;
-                    Ok(())
-                });
-                return Err(LuError::Exec(format!(
-                    "Could not start instance {} on node {}: {}",
-                    inst.name,
-                    target.name,
-                    rpc_msg(&e)
-                )));
-            }
+            super::start_on_new_primary(ctx, inst.name.as_str(), &target, false)?;
         }
         Ok(Value::Null)
     }
