@@ -289,6 +289,20 @@ pub fn shutdown_disks(ctx: &mut LuContext<'_>, cfg: &ConfigData, inst: &Instance
     errors
 }
 
+/// Ganeti's message for a failed `blockdev_create` of disk `iv_name` of
+/// instance `instance` on node `node`.
+pub fn create_failed(
+    iv_name: &str,
+    node: &str,
+    instance: &str,
+    e: &crate::rpc::RpcError,
+) -> String {
+    format!(
+        "Can't create block device {iv_name} on node {node} for instance {instance}: {}",
+        rpc_msg(e)
+    )
+}
+
 /// Starts instance `name` on its (new) primary `target` after a failover
 /// or move: assembles its disks, marks them active and starts it. On a
 /// failure the disks are shut down again and marked inactive, and the

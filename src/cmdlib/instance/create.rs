@@ -779,12 +779,7 @@ impl LogicalUnit for LuInstanceCreate {
                     if !this.is_empty() {
                         created.push((spec.clone(), this));
                     }
-                    let msg = format!(
-                        "Can't create block device {} on node {} for instance {name}: {}",
-                        spec.iv_name,
-                        tgt.name,
-                        rpc_msg(&e)
-                    );
+                    let msg = super::create_failed(&spec.iv_name, &tgt.name, &name, &e);
                     self.rollback(ctx, &cfg_view, &inst, &created, false);
                     return Err(LuError::Exec(msg));
                 }

@@ -15,7 +15,7 @@ use super::modify::devices::{blockdev_args, disk_nodes, remove_from};
 use super::modify::{check_admin_state, check_not_running};
 use super::{
     add_node_locks, call, disk_template, expand_instance_name, instance_locks, instance_named,
-    instance_nodes, node_by_uuid, rpc_msg, target_of, SLOW_TIMEOUT,
+    instance_nodes, node_by_uuid, target_of, SLOW_TIMEOUT,
 };
 use crate::cmdlib::node::expand_node_name;
 use crate::cmdlib::{LockNeed, LogicalUnit, LuContext, LuError};
@@ -359,12 +359,11 @@ impl LogicalUnit for LuInstanceRecreateDisks {
                             ctx.log(format!("WARNING: {w}"));
                         }
                     }
-                    return Err(LuError::Exec(format!(
-                        "Can't create block device {} on node {} for instance {}: {}",
-                        disk.iv_name,
-                        tgt.name,
-                        inst.name,
-                        rpc_msg(&e)
+                    return Err(LuError::Exec(super::create_failed(
+                        &disk.iv_name,
+                        &tgt.name,
+                        inst.name.as_str(),
+                        &e,
                     )));
                 }
                 done.push(node);

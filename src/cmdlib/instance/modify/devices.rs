@@ -156,6 +156,16 @@ fn add_index(kind: &str, ident: &Value, len: usize) -> Result<usize, LuError> {
     }
 }
 
+/// The position of an existing NIC among `nics` (see [`find_index`]).
+fn nic_index(nics: &[Nic], ident: &Value) -> Result<usize, LuError> {
+    find_index(
+        "NIC",
+        ident,
+        nics.iter().map(|n| (n.name.as_deref(), n.uuid.as_str())),
+        nics.len(),
+    )
+}
+
 /// The position of an existing item (Ganeti's `GetItemFromContainer`):
 /// an index (`-1`: the last), a name or a UUID.
 fn find_index<'a>(
@@ -294,26 +304,12 @@ pub fn plan_nics(
                 plan.nics.insert(idx, nic);
             }
             Action::Remove => {
-                let idx = find_index(
-                    "NIC",
-                    &m.ident,
-                    plan.nics
-                        .iter()
-                        .map(|n| (n.name.as_deref(), n.uuid.as_str())),
-                    plan.nics.len(),
-                )?;
+                let idx = nic_index(&plan.nics, &m.ident)?;
                 plan.nics.remove(idx);
                 plan.changes.push((format!("nic/{idx}"), json!("remove")));
             }
             Action::Modify => {
-                let idx = find_index(
-                    "NIC",
-                    &m.ident,
-                    plan.nics
-                        .iter()
-                        .map(|n| (n.name.as_deref(), n.uuid.as_str())),
-                    plan.nics.len(),
-                )?;
+                let idx = nic_index(&plan.nics, &m.ident)?;
                 let mut changes = Vec::new();
                 let nic = &mut plan.nics[idx];
                 modify_nic(
@@ -1006,12 +1002,11 @@ fn add_disk(
             for w in remove_from(ctx, cfg, inst, disk, &created) {
                 ctx.log(format!("WARNING: {w}"));
             }
-            return Err(LuError::Exec(format!(
-                "Can't create block device {} on node {} for instance {}: {}",
-                disk.iv_name,
-                tgt.name,
-                inst.name,
-                rpc_msg(&e)
+            return Err(LuError::Exec(crate::cmdlib::instance::create_failed(
+                &disk.iv_name,
+                &tgt.name,
+                inst.name.as_str(),
+                &e,
             )));
         }
         created.push(node.clone());
