@@ -197,6 +197,8 @@ fn report_pool(ctx: &mut LuContext<'_>, promoted: &[String], exceptions: &[Uuid]
         for w in redist::upload(ctx.rpc, &calls) {
             ctx.log(format!("WARNING: {w}"));
         }
+        let started: Vec<Target> = calls.into_iter().map(|(t, _)| t).collect();
+        set_confd(ctx, &started, true);
     }
     let cfg = ctx.store.snapshot();
     let (now, max, _) = candidate_stats(&cfg, exceptions);
@@ -204,6 +206,28 @@ fn report_pool(ctx: &mut LuContext<'_>, promoted: &[String], exceptions: &[Uuid]
         ctx.log(format!(
             "Note: more nodes are candidates ({now}) than desired ({max})"
         ));
+    }
+}
+
+/// Starts (`start`) or stops `ganeti-confd` on `nodes`, which just became
+/// (or stopped being) master candidates; confd runs only on candidates.
+/// Ganeti's watcher catches up within minutes; this does it at once.
+/// Failures are warnings: the node's config role is what counts.
+fn set_confd(ctx: &mut LuContext<'_>, nodes: &[Target], start: bool) {
+    let args = json!(proto::DaemonsArgs {
+        action: if start { "start" } else { "stop" }.into(),
+        daemons: vec!["ganeti-confd".into()],
+    });
+    for (node, result) in ctx
+        .rpc
+        .call(proto::DAEMONS, nodes, &args, crate::rpc::DEFAULT_TIMEOUT)
+    {
+        if let Err(e) = result {
+            let what = if start { "start" } else { "stop" };
+            ctx.log(format!(
+                "WARNING: could not {what} ganeti-confd on node {node}: {e}"
+            ));
+        }
     }
 }
 
@@ -630,6 +654,9 @@ impl LogicalUnit for LuNodeAdd {
                 ctx.log(format!("WARNING: {w}"));
             }
         }
+        if added.master_candidate {
+            set_confd(ctx, &[target(&added)], true);
+        }
         if plan.existing.is_some() {
             ctx.log(format!("Readded node {name}"));
         }
@@ -982,6 +1009,7 @@ impl LogicalUnit for LuNodeSetParams {
             ) {
                 ctx.log(format!("WARNING: Node failed to demote itself: {e}"));
             }
+            set_confd(ctx, &[tgt], false);
         }
         let mut newly: Vec<String> = promoted;
         if new_role == Role::Candidate && old_role != Role::Candidate {

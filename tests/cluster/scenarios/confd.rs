@@ -17,11 +17,9 @@ fn confd_query(c: &TestCluster, node: &str, args: &[&str]) -> Value {
     serde_json::from_str(out.stdout.trim()).unwrap()
 }
 
+/// Waits for confd on `node`: init starts it on the master, and
+/// `gnt-node add` on a new master candidate.
 fn ensure_confd(c: &TestCluster, node: &str) {
-    if c.daemon_pid(node, "ganeti-confd").is_none() {
-        c.run(node, "ganeti", &["daemon-util", "start", "ganeti-confd"])
-            .ok();
-    }
     c.wait_for("confd", Duration::from_secs(10), || {
         c.daemon_pid(node, "ganeti-confd").is_some()
     });

@@ -123,6 +123,16 @@ fn add_nodes_flags_pool_distribution_remove() {
         serial(&c, "node1"),
         "promoted node4 has the config"
     );
+    // confd follows the role: stopped on the demoted node, started on the
+    // promoted one.
+    c.wait_for(
+        "confd follows the candidate role",
+        Duration::from_secs(10),
+        || {
+            c.daemon_pid("node2", "ganeti-confd").is_none()
+                && c.daemon_pid("node4", "ganeti-confd").is_some()
+        },
+    );
 
     // Drained and offline; offline nodes are not contacted.
     c.run("node1", "gnt-node", &["modify", "--drained=yes", "node2"])
