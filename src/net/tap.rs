@@ -486,6 +486,7 @@ mod tests {
                 "{want:?} in {env:?}"
             );
         }
+        crate::paths::test_support::remove_temp_node(&node);
     }
 
     #[test]
@@ -512,6 +513,7 @@ mod tests {
             argvs(&r)[3..],
             ["ovs-vsctl set port gntabcdn0 trunks=20,30"]
         );
+        crate::paths::test_support::remove_temp_node(&node);
     }
 
     #[test]
@@ -560,6 +562,7 @@ mod tests {
         let nic = spec("routed", "", Some("not-an-ip"), "");
         let e = configure(&node, &r, &tap_nic(&nic)).unwrap_err();
         assert!(e.to_string().contains("not-an-ip"), "{e}");
+        crate::paths::test_support::remove_temp_node(&node);
     }
 
     #[test]
@@ -589,6 +592,7 @@ mod tests {
                 .to_string();
             assert!(e.contains(want), "{mode} {link} {vlan}: {e}");
         }
+        crate::paths::test_support::remove_temp_node(&node);
     }
 
     #[test]
@@ -632,6 +636,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.calls()[0].argv[0], os_hook.display().to_string());
+        crate::paths::test_support::remove_temp_node(&node);
     }
 
     #[test]
