@@ -88,6 +88,10 @@ The demo cluster (3 nodes) is running. In your shell, as node1 (the master):
   gnt-node powercycle --yes node3  # recorded in $BASE/node3/powercycle.log
   gnt-instance info web1; gnt-instance shutdown web1; gnt-instance startup web1
   gnt-instance grow-disk web1 0 64M; gnt-os list
+  gnt-instance move -f -n node2 web1     # disks copied node to node over mutual TLS
+  gnt-backup export -n node3 web1; gnt-backup list
+  gnt-cluster verify-disks; gnt-cluster repair-disk-sizes
+  gnt-cluster confd-query node-role-byname node2 --json   # signed UDP query to the candidates
   gnt-debug delay -r 3 0.5         # a job; its log lines stream as it runs
   gnt-job list; gnt-job info 1
   ls $BASE/node2/var/lib/ganeti    # server.pem, hmac.key, ssconf_*, config.data (candidate)
