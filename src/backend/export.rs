@@ -25,7 +25,7 @@ pub const NEW_SUFFIX: &str = ".new";
 /// Suffix of the directory holding the dumps an OS `export` script wrote
 /// and the target has yet to pull, or that an `import` script has yet to
 /// read (`<instance>.stage`, ours).
-pub const STAGE_SUFFIX: &str = ".stage";
+pub const STAGE_SUFFIX: &str = crate::rpc::proto::EXPORT_STAGE_SUFFIX;
 /// Largest `config.ini` read back (an export's config is a few KiB).
 const CONF_MAX_BYTES: u64 = 1024 * 1024;
 

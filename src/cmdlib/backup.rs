@@ -2,13 +2,22 @@
 //! `OP_BACKUP_REMOVE` (Ganeti's `LUBackupExport`, `LUBackupRemove`), local
 //! mode only.
 //!
-//! An export copies each disk of the instance, raw, into
-//! `<export dir>/<instance>.new/<disk uuid>` on the target node (the
-//! target pulls it from the primary: [`instance::transfer::pull`]), then
-//! has the target write Ganeti's `config.ini` and rename the directory to
+//! An export puts one dump per disk of the instance into
+//! `<export dir>/<instance>.new/<disk uuid>` on the target node, then has
+//! the target write Ganeti's `config.ini` and rename the directory to
 //! `<instance>` ([`export_config_ini`], `export_finalize`); older exports
 //! of the instance on other nodes are removed afterwards, as Ganeti does.
 //! Remote exports (to another cluster) are refused by name.
+//!
+//! A dump is made as Ganeti makes it ([`DumpMode::for_os`]): an instance
+//! with an OS goes through the OS `export` script, which the primary runs
+//! with its stdout into `<export dir>/<instance>.stage/disk<N>.dump`
+//! before the target pulls that file
+//! ([`instance::transfer::export_disk_by_script`]); the staging directory
+//! is removed afterwards whatever happened. An instance without an OS is
+//! copied raw (the target pulls the disk itself:
+//! [`instance::transfer::pull`]). `config.ini` records which it was
+//! (`os_dump` in `[export]`), so an import knows how to read the dumps.
 //!
 //! Run by masterd's job workers; every file step is a node RPC.
 
@@ -25,6 +34,7 @@ use crate::locking::LockMode;
 use crate::opcodes::params::ExportMode;
 use crate::opcodes::{OpBackupExport, OpBackupRemove, OpInstanceRemove};
 use crate::rpc::proto::{self, ExportArgs, ExportFinalizeArgs, InstanceSpec, TransferEnd};
+use instance::transfer::{DumpMode, OS_DUMP_KEY};
 use serde_json::{json, Value};
 
 /// Ganeti's `EXPORT_VERSION`.
@@ -63,7 +73,7 @@ pub struct ExportedDisk {
 
 /// The text of Ganeti's `config.ini` for an export of `spec` (filled
 /// parameters, as Ganeti's `FinalizeExport` receives them), taken on node
-/// `source` at `timestamp` (seconds).
+/// `source` at `timestamp` (seconds), its dumps made as `mode` says.
 pub fn export_config_ini(
     spec: &InstanceSpec,
     template: &str,
@@ -71,6 +81,7 @@ pub fn export_config_ini(
     disks: &[ExportedDisk],
     source: &str,
     timestamp: u64,
+    mode: DumpMode,
 ) -> String {
     let mut out = String::new();
     let mut section = |name: &str, items: &[(String, String)]| {
@@ -89,6 +100,7 @@ pub fn export_config_ini(
             ("source".into(), source.to_string()),
             ("os".into(), spec.os.clone()),
             ("compression".into(), "none".into()),
+            (OS_DUMP_KEY.into(), mode.ini_value().into()),
         ],
     );
     let mut ins: Vec<(String, String)> = vec![
@@ -264,32 +276,48 @@ impl LogicalUnit for LuBackupExport {
         }
 
         let specs = instance::spec::disk_specs(&cfg, &inst)?;
+        let mode = DumpMode::for_os(&inst.os);
+        let spec = instance::instance_spec_of(&cfg, &inst.uuid)?;
         let stale = ExportArgs {
             export: staging.clone(),
         };
         let _ = call(ctx, proto::EXPORT_REMOVE, &dst_t, &stale, QUICK_TIMEOUT);
+        let stage = transfer::stage_dir(&name);
+        if mode == DumpMode::Script {
+            transfer::remove_stage(ctx, &cfg, &inst.primary_node, &stage);
+        }
         let mut failed = Vec::new();
         let mut exported = Vec::new();
         for (idx, d) in specs.iter().enumerate() {
             ctx.log(format!(
-                "Exporting {} ({}) to node {}",
+                "Exporting {} ({}) to node {}{}",
                 d.iv_name,
                 instance::format_size(d.size_mib),
-                dst_t.name
+                dst_t.name,
+                match mode {
+                    DumpMode::Script => " through the OS export script",
+                    DumpMode::Raw => "",
+                }
             ));
             let dest = TransferEnd::ExportFile {
                 export: staging.clone(),
                 file: d.uuid.clone(),
             };
-            match transfer::pull(
-                ctx,
-                &cfg,
-                &inst.primary_node,
-                &dst_uuid,
-                TransferEnd::Disk(d.clone()),
-                dest,
-                Some(d.size_mib * MIB),
-            ) {
+            let done = match mode {
+                DumpMode::Script => transfer::export_disk_by_script(
+                    ctx, &cfg, &inst, &spec, idx, &stage, &dst_uuid, dest,
+                ),
+                DumpMode::Raw => transfer::pull(
+                    ctx,
+                    &cfg,
+                    &inst.primary_node,
+                    &dst_uuid,
+                    TransferEnd::Disk(d.clone()),
+                    dest,
+                    Some(d.size_mib * MIB),
+                ),
+            };
+            match done {
                 Ok(done) => {
                     ctx.log(format!(
                         "{}: exported {} bytes (sha1 {})",
@@ -308,6 +336,9 @@ impl LogicalUnit for LuBackupExport {
                 }
             }
         }
+        if mode == DumpMode::Script {
+            transfer::remove_stage(ctx, &cfg, &inst.primary_node, &stage);
+        }
 
         if self.op.shutdown && was_up && !self.op.remove_instance {
             ctx.log(format!("Starting instance {name}"));
@@ -324,7 +355,6 @@ impl LogicalUnit for LuBackupExport {
             )));
         }
 
-        let spec = instance::instance_spec_of(&cfg, &inst.uuid)?;
         let tags: Vec<String> = inst.tags.iter().cloned().collect();
         let ini = export_config_ini(
             &spec,
@@ -335,6 +365,7 @@ impl LogicalUnit for LuBackupExport {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            mode,
         );
         let fin = ExportFinalizeArgs {
             export: name.clone(),
@@ -521,8 +552,9 @@ mod tests {
             &disks,
             "node1.example.com",
             1700000000,
+            DumpMode::Script,
         );
-        let expected_start = "[export]\nversion = 0\ntimestamp = 1700000000\nsource = node1.example.com\nos = image+default\ncompression = none\n\n[instance]\nname = inst1.example.com\nmaxmem = 512\nminmem = 256\nmemory = 512\nvcpus = 2\ndisk_template = file\nhypervisor = kvm\ntags = a b\nnic0_mac = aa:00:00:00:00:01\nnic0_ip = 192.0.2.5\nnic0_network = None\nnic0_name = None\nnic0_mode = bridged\nnic0_link = br0\nnic0_vlan = \nnic_count = 1\ndisk0_ivname = disk/0\ndisk0_dump = d-uuid\ndisk0_size = 1024\ndisk0_name = None\ndisk_count = 1\n\n[hypervisor]\n";
+        let expected_start = "[export]\nversion = 0\ntimestamp = 1700000000\nsource = node1.example.com\nos = image+default\ncompression = none\nos_dump = True\n\n[instance]\nname = inst1.example.com\nmaxmem = 512\nminmem = 256\nmemory = 512\nvcpus = 2\ndisk_template = file\nhypervisor = kvm\ntags = a b\nnic0_mac = aa:00:00:00:00:01\nnic0_ip = 192.0.2.5\nnic0_network = None\nnic0_name = None\nnic0_mode = bridged\nnic0_link = br0\nnic0_vlan = \nnic_count = 1\ndisk0_ivname = disk/0\ndisk0_dump = d-uuid\ndisk0_size = 1024\ndisk0_name = None\ndisk_count = 1\n\n[hypervisor]\n";
         assert!(ini.starts_with(expected_start), "{ini}");
         // Cluster-global hypervisor parameters are not exported.
         assert!(

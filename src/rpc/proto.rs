@@ -843,6 +843,11 @@ pub struct ExportArgs {
     pub export: String,
 }
 
+/// Suffix of the export-directory entry holding OS script dumps on their
+/// way between a script and a transfer (`<instance>.stage`); never listed
+/// as an export.
+pub const EXPORT_STAGE_SUFFIX: &str = ".stage";
+
 /// Arguments of [`INSTANCE_OS_EXPORT`] and [`INSTANCE_OS_IMPORT`]: one disk
 /// of the instance through its OS definition's `export` or `import`
 /// script, with the dump in a staging file of the node's export directory
