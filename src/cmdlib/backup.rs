@@ -567,4 +567,186 @@ mod tests {
         );
         assert!(ini.contains("[os]\nsize = 8\n\n[os_private]\n"), "{ini}");
     }
+
+    mod lu {
+        use crate::cmdlib::fake_rpc::{exec_err, TestCluster};
+        use crate::cmdlib::OpOutcome;
+        use crate::config::objects::LogicalId;
+        use crate::opcodes::OpBackupExport;
+        use crate::rpc::proto::{self, TransferDone};
+        use serde_json::json;
+
+        const N1: &str = "node1.example.com";
+        const N2: &str = "node2.example.com";
+
+        fn done(sha1: &str) -> serde_json::Value {
+            json!(TransferDone {
+                bytes: 4096,
+                sha1: sha1.into()
+            })
+        }
+
+        /// Three nodes; inst1 (OS `os`) on node1 with one `file` disk,
+        /// running; dumps staged and pulled alike.
+        fn cluster(tag: &str, os: &str) -> TestCluster {
+            let mut cfg = crate::config::test_support::generated(3, 1);
+            cfg.cluster.enabled_disk_templates.push("file".into());
+            let inst = cfg.instances.values_mut().next().unwrap();
+            inst.os = os.into();
+            let disk = cfg.disks.get_mut(&inst.disks[0]).unwrap();
+            disk.dev_type = "file".into();
+            disk.logical_id =
+                LogicalId::Pair("loop".into(), "/srv/ganeti/file-storage/inst1/disk0".into());
+            let c = TestCluster::with_config(tag, cfg);
+            for n in [N1, N2] {
+                c.rpc.answer_fake_host(n, 2048);
+                c.rpc
+                    .answer_assembled(n, "d", "/srv/ganeti/file-storage/inst1/disk0");
+                c.rpc.answer(proto::TRANSFER_PULL, n, Ok(done("ab")));
+                c.rpc.answer(proto::EXPORT_LIST, n, Ok(json!([])));
+            }
+            c.rpc.answer(proto::INSTANCE_OS_EXPORT, N1, Ok(done("ab")));
+            c
+        }
+
+        fn op() -> OpBackupExport {
+            OpBackupExport {
+                instance_name: "inst1".into(),
+                target_node: json!("node2"),
+                ..Default::default()
+            }
+        }
+
+        /// (procedure, node, export/stage argument) of the export steps.
+        fn steps(c: &TestCluster) -> Vec<(String, String, String)> {
+            c.rpc
+                .calls()
+                .into_iter()
+                .filter(|x| {
+                    [
+                        proto::INSTANCE_OS_EXPORT,
+                        proto::TRANSFER_PULL,
+                        proto::EXPORT_REMOVE,
+                        proto::EXPORT_FINALIZE,
+                    ]
+                    .contains(&x.procedure.as_str())
+                })
+                .map(|x| {
+                    let what = match x.procedure.as_str() {
+                        proto::INSTANCE_OS_EXPORT => x.args["stage"].to_string(),
+                        proto::TRANSFER_PULL => x.args["source"].to_string(),
+                        _ => x.args["export"].to_string(),
+                    };
+                    (x.procedure, x.node.replace(".example.com", ""), what)
+                })
+                .collect()
+        }
+
+        fn st(p: &str, n: &str, what: &str) -> (String, String, String) {
+            (p.to_string(), n.to_string(), what.to_string())
+        }
+
+        #[test]
+        fn an_instance_with_an_os_is_exported_through_its_script() {
+            let c = cluster("bexp-script", "debootstrap+default");
+            let (out, log) = c.run(op());
+            assert!(matches!(out, OpOutcome::Success(_)), "{out:?} {log:?}");
+            let stage = r#""inst1.example.com.stage""#;
+            let staged =
+                r#"{"export_file":{"export":"inst1.example.com.stage","file":"disk0.dump"}}"#;
+            assert_eq!(
+                steps(&c),
+                vec![
+                    st(proto::EXPORT_REMOVE, "node2", r#""inst1.example.com.new""#),
+                    st(proto::EXPORT_REMOVE, "node1", stage),
+                    st(proto::INSTANCE_OS_EXPORT, "node1", stage),
+                    st(proto::TRANSFER_PULL, "node2", staged),
+                    st(proto::EXPORT_REMOVE, "node1", stage),
+                    st(proto::EXPORT_FINALIZE, "node2", r#""inst1.example.com""#),
+                ]
+            );
+            let export = &c.rpc.calls_of(proto::INSTANCE_OS_EXPORT)[0].1;
+            assert_eq!(export["disk_index"], 0);
+            assert_eq!(export["file"], "disk0.dump");
+            assert_eq!(export["instance"]["os"], "debootstrap+default");
+            let pull = &c.rpc.calls_of(proto::TRANSFER_PULL)[0].1;
+            assert_eq!(
+                pull["size_bytes"],
+                json!(null),
+                "a dump's size is the script's"
+            );
+            let fin = &c.rpc.calls_of(proto::EXPORT_FINALIZE)[0].1;
+            let ini = fin["config"].as_str().unwrap();
+            assert!(ini.contains("\nos_dump = True\n"), "{ini}");
+            assert!(
+                log.iter()
+                    .any(|l| l.contains("through the OS export script")),
+                "{log:?}"
+            );
+        }
+
+        #[test]
+        fn a_copy_that_differs_from_the_staged_dump_fails_and_cleans_up() {
+            let c = cluster("bexp-differs", "debootstrap+default");
+            c.rpc.answer(proto::TRANSFER_PULL, N2, Ok(done("cd")));
+            let (out, log) = c.run(op());
+            let m = exec_err(out);
+            assert!(m.contains("errors in disk export: disk(s) 0"), "{m}");
+            assert!(
+                log.iter()
+                    .any(|l| l.contains("were staged but") && l.contains("sha1 cd")),
+                "{log:?}"
+            );
+            let s = steps(&c);
+            assert_eq!(
+                s[s.len() - 2..],
+                [
+                    st(
+                        proto::EXPORT_REMOVE,
+                        "node1",
+                        r#""inst1.example.com.stage""#
+                    ),
+                    st(proto::EXPORT_REMOVE, "node2", r#""inst1.example.com.new""#),
+                ]
+            );
+            assert!(c.rpc.calls_of(proto::EXPORT_FINALIZE).is_empty());
+
+            // A failing script: no pull, the stage is still removed.
+            let c = cluster("bexp-script-fails", "debootstrap+default");
+            c.rpc.answer(
+                proto::INSTANCE_OS_EXPORT,
+                N1,
+                Err("OS export script failed (exited with exit code 2)".into()),
+            );
+            let (out, log) = c.run(op());
+            exec_err(out);
+            assert!(log.iter().any(|l| l.contains("exit code 2")), "{log:?}");
+            assert!(c.rpc.calls_of(proto::TRANSFER_PULL).is_empty());
+            let s = steps(&c);
+            assert_eq!(
+                s[s.len() - 2].clone(),
+                st(
+                    proto::EXPORT_REMOVE,
+                    "node1",
+                    r#""inst1.example.com.stage""#
+                )
+            );
+        }
+
+        #[test]
+        fn an_instance_without_an_os_is_copied_raw() {
+            let c = cluster("bexp-raw", "");
+            let (out, log) = c.run(op());
+            assert!(matches!(out, OpOutcome::Success(_)), "{out:?} {log:?}");
+            assert!(c.rpc.calls_of(proto::INSTANCE_OS_EXPORT).is_empty());
+            let pull = &c.rpc.calls_of(proto::TRANSFER_PULL)[0].1;
+            assert!(pull["source"]["disk"].is_object(), "{pull}");
+            let fin = &c.rpc.calls_of(proto::EXPORT_FINALIZE)[0].1;
+            assert!(fin["config"]
+                .as_str()
+                .unwrap()
+                .contains("\nos_dump = False\n"));
+            assert!(!steps(&c).iter().any(|(_, _, w)| w.contains(".stage")));
+        }
+    }
 }

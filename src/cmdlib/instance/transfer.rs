@@ -1050,5 +1050,32 @@ mod tests {
         let mut broken = src.clone();
         broken.ini.get_mut("instance").unwrap().remove("disk1_size");
         assert!(broken.disks().unwrap_err().contains("disk1_size"));
+
+        // How the dumps are read back: our key, else Ganeti's rule.
+        use super::DumpMode;
+        assert_eq!(
+            src.dump_mode(),
+            Ok(DumpMode::Script),
+            "Ganeti export with an OS"
+        );
+        let mut m = src.clone();
+        let set = |m: &mut ImportSource, k: &str, v: &str| {
+            m.ini.get_mut("export").unwrap().insert(k.into(), v.into());
+        };
+        set(&mut m, "os", "");
+        assert_eq!(
+            m.dump_mode(),
+            Ok(DumpMode::Raw),
+            "Ganeti export without an OS"
+        );
+        set(&mut m, "os_dump", "True");
+        assert_eq!(m.dump_mode(), Ok(DumpMode::Script));
+        set(&mut m, "os_dump", "false");
+        assert_eq!(m.dump_mode(), Ok(DumpMode::Raw));
+        set(&mut m, "os_dump", "maybe");
+        assert!(m.dump_mode().unwrap_err().contains("\"maybe\""));
+        assert_eq!(DumpMode::for_os("image+default"), DumpMode::Script);
+        assert_eq!(DumpMode::Script.ini_value(), "True");
+        assert_eq!(DumpMode::Raw.ini_value(), "False");
     }
 }
