@@ -734,6 +734,35 @@ mod tests {
     }
 
     #[test]
+    fn debian_noop_os_exports_and_imports_raw_streams() {
+        let noop = Path::new("/usr/share/ganeti/os/noop");
+        if !noop.is_dir() {
+            eprintln!("skipped: Debian's ganeti-os-noop is not installed ({noop:?} absent)");
+            return;
+        }
+        let (p, mut spec, files) = dump_node("noopdump");
+        link_os(&p, "noop", noop);
+        spec.os = "noop".into();
+        call(
+            &p,
+            proto::INSTANCE_OS_EXPORT,
+            dump_args(&spec, 1, "inst1.stage"),
+        )
+        .unwrap();
+        let dump = p.export_dir().join("inst1.stage/disk.dump");
+        assert_eq!(std::fs::read(&dump).unwrap(), b"disk1 contents\n");
+        call(
+            &p,
+            proto::INSTANCE_OS_IMPORT,
+            dump_args(&spec, 0, "inst1.stage"),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&files[0]).unwrap(), b"disk1 contents\n");
+        assert!(!dump.exists());
+        cleanup(&p);
+    }
+
+    #[test]
     fn debian_noop_os_works() {
         let noop = Path::new("/usr/share/ganeti/os/noop");
         if !noop.is_dir() {
