@@ -715,6 +715,61 @@ pub struct LogName<'a> {
     pub instance: &'a str,
 }
 
+/// Which way an `export` or `import` script moves one disk's data
+/// (Ganeti's `IEM_EXPORT`/`IEM_IMPORT` with `IEIO_SCRIPT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskIo {
+    /// `export`: reads the disk, writes the dump to stdout.
+    Export,
+    /// `import`: reads the dump from stdin, writes the disk.
+    Import,
+}
+
+impl DiskIo {
+    /// The script that does it.
+    pub fn script(self) -> Script {
+        match self {
+            DiskIo::Export => Script::Export,
+            DiskIo::Import => Script::Import,
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            DiskIo::Export => "EXPORT",
+            DiskIo::Import => "IMPORT",
+        }
+    }
+}
+
+/// Adds to an [`instance_env`] the variables naming the one disk an
+/// `export`/`import` script works on, as Ganeti's
+/// `_GetImportExportIoCommand` does: `<P>_DEVICE` and `<P>_DISK_PATH` (the
+/// disk's `DISK_<index>_PATH`), `<P>_DISK_URI` (its `DISK_<index>_URI`)
+/// when it has one, and `<P>_INDEX`; `<P>` is `EXPORT` or `IMPORT`.
+pub fn add_disk_io_env(env: &mut BTreeMap<String, String>, io: DiskIo, index: usize) {
+    let p = io.prefix();
+    if let Some(path) = env.get(&format!("DISK_{index}_PATH")).cloned() {
+        env.insert(format!("{p}_DEVICE"), path.clone());
+        env.insert(format!("{p}_DISK_PATH"), path);
+    }
+    if let Some(uri) = env.get(&format!("DISK_{index}_URI")).cloned() {
+        env.insert(format!("{p}_DISK_URI"), uri);
+    }
+    env.insert(format!("{p}_INDEX"), index.to_string());
+}
+
+/// Where a script's standard input comes from and its standard output
+/// goes; by default stdin is empty and stdout is kept in the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptIo {
+    /// File read as standard input (`import`: the dump).
+    pub stdin: Option<PathBuf>,
+    /// File written from standard output (`export`: the dump), created
+    /// mode 0600; stdout then does not go to the log (stderr still does).
+    pub stdout: Option<PathBuf>,
+}
+
 /// Runs `script` of `os` with exactly `env`, keeping its output in
 /// `/var/log/ganeti/os/` under the name `log` gives. Returns the log file.
 pub fn run_instance_script(
@@ -725,8 +780,23 @@ pub fn run_instance_script(
     log: LogName<'_>,
     env: &BTreeMap<String, String>,
 ) -> Result<PathBuf, OsError> {
+    run_instance_script_io(runner, paths, os, script, log, env, &ScriptIo::default())
+}
+
+/// [`run_instance_script`] with stdin and stdout connected to files.
+pub fn run_instance_script_io(
+    runner: &dyn Runner,
+    paths: &Paths,
+    os: &OsDefinition,
+    script: Script,
+    log: LogName<'_>,
+    env: &BTreeMap<String, String>,
+    io: &ScriptIo,
+) -> Result<PathBuf, OsError> {
     let path = os.script(script)?;
-    let cmd = script_command(os, path, &[], env);
+    let mut cmd = script_command(os, path, &[], env);
+    cmd.stdin = io.stdin.clone();
+    cmd.stdout = io.stdout.clone();
     let stamp = crate::sys::time::format_file_stamp(crate::sys::time::now_secs());
     let log_dir = paths.log_dir().join("os");
     let base = format!("{}-{}-{}-{stamp}", log.kind, log.os, log.instance);
@@ -1102,6 +1172,55 @@ mod tests {
         let name = log.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("add-deb+wheezy-i1-"), "{name}");
         assert!(log.starts_with(p.log_dir().join("os")));
+        cleanup(&p);
+    }
+
+    #[test]
+    fn export_and_import_env_name_one_disk_and_wire_stdio() {
+        let mut env: BTreeMap<String, String> = [
+            ("DISK_0_PATH", "/dev/loop0"),
+            ("DISK_1_PATH", "/dev/loop1"),
+            ("DISK_1_URI", "rbd:pool/d1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut exp = env.clone();
+        add_disk_io_env(&mut exp, DiskIo::Export, 1);
+        assert_eq!(exp["EXPORT_DEVICE"], "/dev/loop1");
+        assert_eq!(exp["EXPORT_DISK_PATH"], "/dev/loop1");
+        assert_eq!(exp["EXPORT_DISK_URI"], "rbd:pool/d1");
+        assert_eq!(exp["EXPORT_INDEX"], "1");
+        assert!(!exp.keys().any(|k| k.starts_with("IMPORT_")));
+        add_disk_io_env(&mut env, DiskIo::Import, 0);
+        assert_eq!(env["IMPORT_DEVICE"], "/dev/loop0");
+        assert_eq!(env["IMPORT_DISK_PATH"], "/dev/loop0");
+        assert_eq!(env["IMPORT_INDEX"], "0");
+        assert!(!env.contains_key("IMPORT_DISK_URI"));
+        assert!(!env.keys().any(|k| k.starts_with("EXPORT_")));
+
+        // The redirections reach the command; stdout no longer in the log.
+        let p = node("io");
+        os20(&p, "deb");
+        let os = find(&p, "deb").unwrap();
+        let runner = RecordingRunner::new();
+        let io = ScriptIo {
+            stdin: Some(p.root().join("dump.in")),
+            stdout: Some(p.root().join("dump.out")),
+        };
+        let log = LogName {
+            kind: "import",
+            os: "deb+wheezy",
+            instance: "i1-0",
+        };
+        run_instance_script_io(&runner, &p, &os, DiskIo::Import.script(), log, &env, &io).unwrap();
+        let calls = runner.calls();
+        assert_eq!(calls[0].argv.last().unwrap(), "./import");
+        assert_eq!(calls[0].stdin, io.stdin);
+        assert_eq!(calls[0].stdout, io.stdout);
+        assert!(calls[0]
+            .argv
+            .contains(&"IMPORT_DEVICE=/dev/loop0".to_string()));
         cleanup(&p);
     }
 }

@@ -89,7 +89,7 @@ fn with_device<T>(
     f(dev.as_ref()).map_err(|e| fail(disk, "on", &e))
 }
 
-fn assembled(disk: &DiskSpec, access: Access) -> AssembledDisk {
+pub(super) fn assembled(disk: &DiskSpec, access: Access) -> AssembledDisk {
     let uri = access.uris.iter().find_map(|u| {
         u.get(..4)
             .filter(|p| p.eq_ignore_ascii_case("kvm:"))

@@ -22,6 +22,10 @@ use std::path::Path;
 pub const EXPORT_CONF_FILE: &str = "config.ini";
 /// Suffix of an export being written (Ganeti's `<name>.new`).
 pub const NEW_SUFFIX: &str = ".new";
+/// Suffix of the directory holding the dumps an OS `export` script wrote
+/// and the target has yet to pull, or that an `import` script has yet to
+/// read (`<instance>.stage`, ours).
+pub const STAGE_SUFFIX: &str = crate::rpc::proto::EXPORT_STAGE_SUFFIX;
 /// Largest `config.ini` read back (an export's config is a few KiB).
 const CONF_MAX_BYTES: u64 = 1024 * 1024;
 
@@ -79,7 +83,8 @@ fn io_msg(what: &str, path: &Path, e: &std::io::Error) -> String {
 }
 
 /// `export_list`: the finished exports (directories not ending in
-/// `.new`), sorted; none when the export directory does not exist.
+/// `.new` or `.stage`), sorted; none when the export directory does not
+/// exist.
 pub fn list(paths: &Paths) -> Result<Vec<String>, String> {
     let dir = paths.export_dir();
     let entries = match std::fs::read_dir(&dir) {
@@ -94,7 +99,8 @@ pub fn list(paths: &Paths) -> Result<Vec<String>, String> {
             continue;
         };
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if is_dir && !name.starts_with('.') && !name.ends_with(NEW_SUFFIX) {
+        let unfinished = name.ends_with(NEW_SUFFIX) || name.ends_with(STAGE_SUFFIX);
+        if is_dir && !name.starts_with('.') && !unfinished {
             out.push(name);
         }
     }
@@ -212,11 +218,16 @@ mod tests {
             Ok(json!(CONF))
         );
 
-        // Unfinished exports are not listed.
+        // Unfinished exports and staged dumps are not listed.
         crate::sys::fs::ensure_dir(&p.export_dir().join("inst2.new"), 0o750).unwrap();
+        crate::sys::fs::ensure_dir(&p.export_dir().join("inst2.stage"), 0o750).unwrap();
         assert_eq!(call(&p, EXPORT_LIST, json!({})), Ok(json!(["inst1"])));
         assert_eq!(
             call(&p, EXPORT_REMOVE, json!({"export": "inst2.new"})),
+            Ok(json!(true))
+        );
+        assert_eq!(
+            call(&p, EXPORT_REMOVE, json!({"export": "inst2.stage"})),
             Ok(json!(true))
         );
         assert_eq!(

@@ -240,6 +240,26 @@ pub fn pull_with(
     done
 }
 
+/// Size and SHA-1 of the file at `path`, read in chunks.
+pub fn file_digest(path: &std::path::Path) -> Result<TransferDone, String> {
+    let mut f = File::open(path).map_err(|e| io_msg("opening", path, &e))?;
+    let mut hash = Sha1::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io_msg("reading", path, &e))?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok(TransferDone {
+        bytes,
+        sha1: hex(&hash.finalize()),
+    })
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -2,13 +2,22 @@
 //! `OP_BACKUP_REMOVE` (Ganeti's `LUBackupExport`, `LUBackupRemove`), local
 //! mode only.
 //!
-//! An export copies each disk of the instance, raw, into
-//! `<export dir>/<instance>.new/<disk uuid>` on the target node (the
-//! target pulls it from the primary: [`instance::transfer::pull`]), then
-//! has the target write Ganeti's `config.ini` and rename the directory to
+//! An export puts one dump per disk of the instance into
+//! `<export dir>/<instance>.new/<disk uuid>` on the target node, then has
+//! the target write Ganeti's `config.ini` and rename the directory to
 //! `<instance>` ([`export_config_ini`], `export_finalize`); older exports
 //! of the instance on other nodes are removed afterwards, as Ganeti does.
 //! Remote exports (to another cluster) are refused by name.
+//!
+//! A dump is made as Ganeti makes it ([`DumpMode::for_os`]): an instance
+//! with an OS goes through the OS `export` script, which the primary runs
+//! with its stdout into `<export dir>/<instance>.stage/disk<N>.dump`
+//! before the target pulls that file
+//! ([`instance::transfer::export_disk_by_script`]); the staging directory
+//! is removed afterwards whatever happened. An instance without an OS is
+//! copied raw (the target pulls the disk itself:
+//! [`instance::transfer::pull`]). `config.ini` records which it was
+//! (`os_dump` in `[export]`), so an import knows how to read the dumps.
 //!
 //! Run by masterd's job workers; every file step is a node RPC.
 
@@ -25,6 +34,7 @@ use crate::locking::LockMode;
 use crate::opcodes::params::ExportMode;
 use crate::opcodes::{OpBackupExport, OpBackupRemove, OpInstanceRemove};
 use crate::rpc::proto::{self, ExportArgs, ExportFinalizeArgs, InstanceSpec, TransferEnd};
+use instance::transfer::{DumpMode, OS_DUMP_KEY};
 use serde_json::{json, Value};
 
 /// Ganeti's `EXPORT_VERSION`.
@@ -63,7 +73,7 @@ pub struct ExportedDisk {
 
 /// The text of Ganeti's `config.ini` for an export of `spec` (filled
 /// parameters, as Ganeti's `FinalizeExport` receives them), taken on node
-/// `source` at `timestamp` (seconds).
+/// `source` at `timestamp` (seconds), its dumps made as `mode` says.
 pub fn export_config_ini(
     spec: &InstanceSpec,
     template: &str,
@@ -71,6 +81,7 @@ pub fn export_config_ini(
     disks: &[ExportedDisk],
     source: &str,
     timestamp: u64,
+    mode: DumpMode,
 ) -> String {
     let mut out = String::new();
     let mut section = |name: &str, items: &[(String, String)]| {
@@ -89,6 +100,7 @@ pub fn export_config_ini(
             ("source".into(), source.to_string()),
             ("os".into(), spec.os.clone()),
             ("compression".into(), "none".into()),
+            (OS_DUMP_KEY.into(), mode.ini_value().into()),
         ],
     );
     let mut ins: Vec<(String, String)> = vec![
@@ -264,32 +276,48 @@ impl LogicalUnit for LuBackupExport {
         }
 
         let specs = instance::spec::disk_specs(&cfg, &inst)?;
+        let mode = DumpMode::for_os(&inst.os);
+        let spec = instance::instance_spec_of(&cfg, &inst.uuid)?;
         let stale = ExportArgs {
             export: staging.clone(),
         };
         let _ = call(ctx, proto::EXPORT_REMOVE, &dst_t, &stale, QUICK_TIMEOUT);
+        let stage = transfer::stage_dir(&name);
+        if mode == DumpMode::Script {
+            transfer::remove_stage(ctx, &cfg, &inst.primary_node, &stage);
+        }
         let mut failed = Vec::new();
         let mut exported = Vec::new();
         for (idx, d) in specs.iter().enumerate() {
             ctx.log(format!(
-                "Exporting {} ({}) to node {}",
+                "Exporting {} ({}) to node {}{}",
                 d.iv_name,
                 instance::format_size(d.size_mib),
-                dst_t.name
+                dst_t.name,
+                match mode {
+                    DumpMode::Script => " through the OS export script",
+                    DumpMode::Raw => "",
+                }
             ));
             let dest = TransferEnd::ExportFile {
                 export: staging.clone(),
                 file: d.uuid.clone(),
             };
-            match transfer::pull(
-                ctx,
-                &cfg,
-                &inst.primary_node,
-                &dst_uuid,
-                TransferEnd::Disk(d.clone()),
-                dest,
-                Some(d.size_mib * MIB),
-            ) {
+            let done = match mode {
+                DumpMode::Script => transfer::export_disk_by_script(
+                    ctx, &cfg, &inst, &spec, idx, &stage, &dst_uuid, dest,
+                ),
+                DumpMode::Raw => transfer::pull(
+                    ctx,
+                    &cfg,
+                    &inst.primary_node,
+                    &dst_uuid,
+                    TransferEnd::Disk(d.clone()),
+                    dest,
+                    Some(d.size_mib * MIB),
+                ),
+            };
+            match done {
                 Ok(done) => {
                     ctx.log(format!(
                         "{}: exported {} bytes (sha1 {})",
@@ -308,6 +336,9 @@ impl LogicalUnit for LuBackupExport {
                 }
             }
         }
+        if mode == DumpMode::Script {
+            transfer::remove_stage(ctx, &cfg, &inst.primary_node, &stage);
+        }
 
         if self.op.shutdown && was_up && !self.op.remove_instance {
             ctx.log(format!("Starting instance {name}"));
@@ -324,7 +355,6 @@ impl LogicalUnit for LuBackupExport {
             )));
         }
 
-        let spec = instance::instance_spec_of(&cfg, &inst.uuid)?;
         let tags: Vec<String> = inst.tags.iter().cloned().collect();
         let ini = export_config_ini(
             &spec,
@@ -335,6 +365,7 @@ impl LogicalUnit for LuBackupExport {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            mode,
         );
         let fin = ExportFinalizeArgs {
             export: name.clone(),
@@ -521,8 +552,9 @@ mod tests {
             &disks,
             "node1.example.com",
             1700000000,
+            DumpMode::Script,
         );
-        let expected_start = "[export]\nversion = 0\ntimestamp = 1700000000\nsource = node1.example.com\nos = image+default\ncompression = none\n\n[instance]\nname = inst1.example.com\nmaxmem = 512\nminmem = 256\nmemory = 512\nvcpus = 2\ndisk_template = file\nhypervisor = kvm\ntags = a b\nnic0_mac = aa:00:00:00:00:01\nnic0_ip = 192.0.2.5\nnic0_network = None\nnic0_name = None\nnic0_mode = bridged\nnic0_link = br0\nnic0_vlan = \nnic_count = 1\ndisk0_ivname = disk/0\ndisk0_dump = d-uuid\ndisk0_size = 1024\ndisk0_name = None\ndisk_count = 1\n\n[hypervisor]\n";
+        let expected_start = "[export]\nversion = 0\ntimestamp = 1700000000\nsource = node1.example.com\nos = image+default\ncompression = none\nos_dump = True\n\n[instance]\nname = inst1.example.com\nmaxmem = 512\nminmem = 256\nmemory = 512\nvcpus = 2\ndisk_template = file\nhypervisor = kvm\ntags = a b\nnic0_mac = aa:00:00:00:00:01\nnic0_ip = 192.0.2.5\nnic0_network = None\nnic0_name = None\nnic0_mode = bridged\nnic0_link = br0\nnic0_vlan = \nnic_count = 1\ndisk0_ivname = disk/0\ndisk0_dump = d-uuid\ndisk0_size = 1024\ndisk0_name = None\ndisk_count = 1\n\n[hypervisor]\n";
         assert!(ini.starts_with(expected_start), "{ini}");
         // Cluster-global hypervisor parameters are not exported.
         assert!(
@@ -534,5 +566,187 @@ mod tests {
             "{ini}"
         );
         assert!(ini.contains("[os]\nsize = 8\n\n[os_private]\n"), "{ini}");
+    }
+
+    mod lu {
+        use crate::cmdlib::fake_rpc::{exec_err, TestCluster};
+        use crate::cmdlib::OpOutcome;
+        use crate::config::objects::LogicalId;
+        use crate::opcodes::OpBackupExport;
+        use crate::rpc::proto::{self, TransferDone};
+        use serde_json::json;
+
+        const N1: &str = "node1.example.com";
+        const N2: &str = "node2.example.com";
+
+        fn done(sha1: &str) -> serde_json::Value {
+            json!(TransferDone {
+                bytes: 4096,
+                sha1: sha1.into()
+            })
+        }
+
+        /// Three nodes; inst1 (OS `os`) on node1 with one `file` disk,
+        /// running; dumps staged and pulled alike.
+        fn cluster(tag: &str, os: &str) -> TestCluster {
+            let mut cfg = crate::config::test_support::generated(3, 1);
+            cfg.cluster.enabled_disk_templates.push("file".into());
+            let inst = cfg.instances.values_mut().next().unwrap();
+            inst.os = os.into();
+            let disk = cfg.disks.get_mut(&inst.disks[0]).unwrap();
+            disk.dev_type = "file".into();
+            disk.logical_id =
+                LogicalId::Pair("loop".into(), "/srv/ganeti/file-storage/inst1/disk0".into());
+            let c = TestCluster::with_config(tag, cfg);
+            for n in [N1, N2] {
+                c.rpc.answer_fake_host(n, 2048);
+                c.rpc
+                    .answer_assembled(n, "d", "/srv/ganeti/file-storage/inst1/disk0");
+                c.rpc.answer(proto::TRANSFER_PULL, n, Ok(done("ab")));
+                c.rpc.answer(proto::EXPORT_LIST, n, Ok(json!([])));
+            }
+            c.rpc.answer(proto::INSTANCE_OS_EXPORT, N1, Ok(done("ab")));
+            c
+        }
+
+        fn op() -> OpBackupExport {
+            OpBackupExport {
+                instance_name: "inst1".into(),
+                target_node: json!("node2"),
+                ..Default::default()
+            }
+        }
+
+        /// (procedure, node, export/stage argument) of the export steps.
+        fn steps(c: &TestCluster) -> Vec<(String, String, String)> {
+            c.rpc
+                .calls()
+                .into_iter()
+                .filter(|x| {
+                    [
+                        proto::INSTANCE_OS_EXPORT,
+                        proto::TRANSFER_PULL,
+                        proto::EXPORT_REMOVE,
+                        proto::EXPORT_FINALIZE,
+                    ]
+                    .contains(&x.procedure.as_str())
+                })
+                .map(|x| {
+                    let what = match x.procedure.as_str() {
+                        proto::INSTANCE_OS_EXPORT => x.args["stage"].to_string(),
+                        proto::TRANSFER_PULL => x.args["source"].to_string(),
+                        _ => x.args["export"].to_string(),
+                    };
+                    (x.procedure, x.node.replace(".example.com", ""), what)
+                })
+                .collect()
+        }
+
+        fn st(p: &str, n: &str, what: &str) -> (String, String, String) {
+            (p.to_string(), n.to_string(), what.to_string())
+        }
+
+        #[test]
+        fn an_instance_with_an_os_is_exported_through_its_script() {
+            let c = cluster("bexp-script", "debootstrap+default");
+            let (out, log) = c.run(op());
+            assert!(matches!(out, OpOutcome::Success(_)), "{out:?} {log:?}");
+            let stage = r#""inst1.example.com.stage""#;
+            let staged =
+                r#"{"export_file":{"export":"inst1.example.com.stage","file":"disk0.dump"}}"#;
+            assert_eq!(
+                steps(&c),
+                vec![
+                    st(proto::EXPORT_REMOVE, "node2", r#""inst1.example.com.new""#),
+                    st(proto::EXPORT_REMOVE, "node1", stage),
+                    st(proto::INSTANCE_OS_EXPORT, "node1", stage),
+                    st(proto::TRANSFER_PULL, "node2", staged),
+                    st(proto::EXPORT_REMOVE, "node1", stage),
+                    st(proto::EXPORT_FINALIZE, "node2", r#""inst1.example.com""#),
+                ]
+            );
+            let export = &c.rpc.calls_of(proto::INSTANCE_OS_EXPORT)[0].1;
+            assert_eq!(export["disk_index"], 0);
+            assert_eq!(export["file"], "disk0.dump");
+            assert_eq!(export["instance"]["os"], "debootstrap+default");
+            let pull = &c.rpc.calls_of(proto::TRANSFER_PULL)[0].1;
+            assert_eq!(
+                pull["size_bytes"],
+                json!(null),
+                "a dump's size is the script's"
+            );
+            let fin = &c.rpc.calls_of(proto::EXPORT_FINALIZE)[0].1;
+            let ini = fin["config"].as_str().unwrap();
+            assert!(ini.contains("\nos_dump = True\n"), "{ini}");
+            assert!(
+                log.iter()
+                    .any(|l| l.contains("through the OS export script")),
+                "{log:?}"
+            );
+        }
+
+        #[test]
+        fn a_copy_that_differs_from_the_staged_dump_fails_and_cleans_up() {
+            let c = cluster("bexp-differs", "debootstrap+default");
+            c.rpc.answer(proto::TRANSFER_PULL, N2, Ok(done("cd")));
+            let (out, log) = c.run(op());
+            let m = exec_err(out);
+            assert!(m.contains("errors in disk export: disk(s) 0"), "{m}");
+            assert!(
+                log.iter()
+                    .any(|l| l.contains("were staged but") && l.contains("sha1 cd")),
+                "{log:?}"
+            );
+            let s = steps(&c);
+            assert_eq!(
+                s[s.len() - 2..],
+                [
+                    st(
+                        proto::EXPORT_REMOVE,
+                        "node1",
+                        r#""inst1.example.com.stage""#
+                    ),
+                    st(proto::EXPORT_REMOVE, "node2", r#""inst1.example.com.new""#),
+                ]
+            );
+            assert!(c.rpc.calls_of(proto::EXPORT_FINALIZE).is_empty());
+
+            // A failing script: no pull, the stage is still removed.
+            let c = cluster("bexp-script-fails", "debootstrap+default");
+            c.rpc.answer(
+                proto::INSTANCE_OS_EXPORT,
+                N1,
+                Err("OS export script failed (exited with exit code 2)".into()),
+            );
+            let (out, log) = c.run(op());
+            exec_err(out);
+            assert!(log.iter().any(|l| l.contains("exit code 2")), "{log:?}");
+            assert!(c.rpc.calls_of(proto::TRANSFER_PULL).is_empty());
+            let s = steps(&c);
+            assert_eq!(
+                s[s.len() - 2].clone(),
+                st(
+                    proto::EXPORT_REMOVE,
+                    "node1",
+                    r#""inst1.example.com.stage""#
+                )
+            );
+        }
+
+        #[test]
+        fn an_instance_without_an_os_is_copied_raw() {
+            let c = cluster("bexp-raw", "");
+            let (out, log) = c.run(op());
+            assert!(matches!(out, OpOutcome::Success(_)), "{out:?} {log:?}");
+            assert!(c.rpc.calls_of(proto::INSTANCE_OS_EXPORT).is_empty());
+            let pull = &c.rpc.calls_of(proto::TRANSFER_PULL)[0].1;
+            assert!(pull["source"]["disk"].is_object(), "{pull}");
+            let fin = &c.rpc.calls_of(proto::EXPORT_FINALIZE)[0].1;
+            assert!(fin["config"]
+                .as_str()
+                .unwrap()
+                .contains("\nos_dump = False\n"));
+            assert!(!steps(&c).iter().any(|(_, _, w)| w.contains(".stage")));
+        }
     }
 }

@@ -843,6 +843,36 @@ pub struct ExportArgs {
     pub export: String,
 }
 
+/// Suffix of the export-directory entry holding OS script dumps on their
+/// way between a script and a transfer (`<instance>.stage`); never listed
+/// as an export.
+pub const EXPORT_STAGE_SUFFIX: &str = ".stage";
+
+/// Arguments of [`INSTANCE_OS_EXPORT`] and [`INSTANCE_OS_IMPORT`]: one disk
+/// of the instance through its OS definition's `export` or `import`
+/// script, with the dump in a staging file of the node's export directory
+/// (`<export dir>/<stage>/<file>`). Export writes the script's stdout
+/// there (the file is replaced; removed again if the script fails); import
+/// feeds the file to the script's stdin and removes it afterwards. The
+/// node assembles the instance's disks itself from `instance.disks`.
+/// Result: a [`TransferDone`] for the dump written or read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceOsDumpArgs {
+    /// The instance, fully resolved (its OS, parameters and disks).
+    pub instance: InstanceSpec,
+    /// Which of `instance.disks` (`EXPORT_INDEX`/`IMPORT_INDEX`).
+    pub disk_index: usize,
+    /// The staging directory's name in the export directory
+    /// (`<instance>.stage`); one path component.
+    pub stage: String,
+    /// The dump file's name in it (`disk<N>.dump`); one path component.
+    pub file: String,
+    /// `DEBUG_LEVEL` for the script; default 0.
+    #[serde(default)]
+    pub debug: u32,
+}
+
 /// Arguments of [`EXPORT_FINALIZE`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

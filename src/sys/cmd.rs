@@ -19,6 +19,14 @@ pub struct Command {
     pub env: Vec<(String, String)>,
     /// Working directory, if not the current one.
     pub cwd: Option<PathBuf>,
+    /// File to read standard input from (default: `/dev/null`). This and
+    /// `stdout` are honoured by [`Runner::run`]; the other ways of starting
+    /// a program here ignore them.
+    pub stdin: Option<PathBuf>,
+    /// File to write standard output to, created mode 0600 or truncated
+    /// (default: captured into [`Output::stdout`]). For binary streams
+    /// such as an OS `export` script's dump.
+    pub stdout: Option<PathBuf>,
 }
 
 impl Command {
@@ -32,7 +40,21 @@ impl Command {
             argv: argv.into_iter().map(Into::into).collect(),
             env: Vec::new(),
             cwd: None,
+            stdin: None,
+            stdout: None,
         }
+    }
+
+    /// Reads standard input from `path`.
+    pub fn stdin_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.stdin = Some(path.into());
+        self
+    }
+
+    /// Writes standard output to `path` instead of capturing it.
+    pub fn stdout_to(mut self, path: impl Into<PathBuf>) -> Self {
+        self.stdout = Some(path.into());
+        self
     }
 
     /// Adds an environment variable.
@@ -121,6 +143,27 @@ impl Runner for RealRunner {
         #[allow(clippy::disallowed_methods)] // this is the one sanctioned place
         let mut c = std::process::Command::new(prog);
         c.args(args).stdin(std::process::Stdio::null());
+        if let Some(p) = &cmd.stdin {
+            let f = std::fs::File::open(p).map_err(|source| CmdError::Spawn {
+                cmdline: format!("{} < {}", cmd.display(), p.display()),
+                source,
+            })?;
+            c.stdin(f);
+        }
+        if let Some(p) = &cmd.stdout {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .map_err(|source| CmdError::Spawn {
+                    cmdline: format!("{} > {}", cmd.display(), p.display()),
+                    source,
+                })?;
+            c.stdout(f);
+        }
         for (k, v) in &cmd.env {
             c.env(k, v);
         }
@@ -429,6 +472,28 @@ mod tests {
             .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("exit code 3") && msg.contains("boom"), "{msg}");
+    }
+
+    #[test]
+    fn real_runner_redirects_stdin_and_stdout_to_files() {
+        let dir = std::env::temp_dir().join(format!("ganeti-rs-cmd-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (input, output) = (dir.join("in"), dir.join("out"));
+        crate::sys::fs::atomic_write(&input, b"\x00\xffbinary\n", 0o600).unwrap();
+        let cmd = Command::new(["sh", "-c", "cat; echo note >&2"])
+            .stdin_from(&input)
+            .stdout_to(&output);
+        let out = RealRunner.run(&cmd).unwrap();
+        assert_eq!(out.stdout, "", "stdout went to the file");
+        assert_eq!(out.stderr, "note\n");
+        assert_eq!(std::fs::read(&output).unwrap(), b"\x00\xffbinary\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&output).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let missing = Command::new(["cat"]).stdin_from(dir.join("none"));
+        let e = RealRunner.run(&missing).unwrap_err().to_string();
+        assert!(e.contains("none"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

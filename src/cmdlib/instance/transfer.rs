@@ -1,6 +1,7 @@
 //! Moving disk data between nodes: `OP_INSTANCE_MOVE` (`gnt-instance
-//! move`, Ganeti's `LUInstanceMove`) and the disk-copy step that
-//! `gnt-backup` export and import share ([`pull`]).
+//! move`, Ganeti's `LUInstanceMove`) and the disk-copy steps that
+//! `gnt-backup` export and import share ([`pull`], [`DumpMode`],
+//! [`import_disks`]).
 //!
 //! The copy itself is one `transfer_pull` call to the receiving node,
 //! which reads from the sending node chunk by chunk over the cluster's
@@ -22,7 +23,8 @@ use crate::error::ErrorKind;
 use crate::locking::LockMode;
 use crate::opcodes::OpInstanceMove;
 use crate::rpc::proto::{
-    self, BlockdevArgs, DiskSpec, TransferDone, TransferEnd, TransferPullArgs,
+    self, BlockdevArgs, DiskSpec, ExportArgs, InstanceOsDumpArgs, TransferDone, TransferEnd,
+    TransferPullArgs,
 };
 use serde_json::Value;
 
@@ -375,6 +377,116 @@ fn restart_on_source(ctx: &mut LuContext<'_>, cfg: &ConfigData, inst: &Instance)
 /// Ganeti's export directory (production path).
 pub const EXPORT_DIR: &str = "/srv/ganeti/export";
 
+/// The `[export]` key of `config.ini` recording how the dumps were made
+/// (ours; Ganeti's readers ignore keys they do not know).
+pub const OS_DUMP_KEY: &str = "os_dump";
+
+/// How an export's disk dumps are made and read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpMode {
+    /// Through the OS definition's `export` and `import` scripts (Ganeti's
+    /// `IEIO_SCRIPT`); the dump is in whatever format the OS chose.
+    Script,
+    /// The disk's bytes as they are (Ganeti's `IEIO_RAW_DISK`).
+    Raw,
+}
+
+impl DumpMode {
+    /// Ganeti's rule (`masterd/instance.py`, `instance_create.py`): an
+    /// instance with an OS goes through its scripts, one without raw.
+    /// Every valid OS definition has both scripts (they are required
+    /// files, `crate::os::load`), so this is "the OS has the script".
+    pub fn for_os(os: &str) -> DumpMode {
+        if os.is_empty() {
+            DumpMode::Raw
+        } else {
+            DumpMode::Script
+        }
+    }
+
+    /// The [`OS_DUMP_KEY`] value, Python's `str()` of a bool.
+    pub fn ini_value(self) -> &'static str {
+        match self {
+            DumpMode::Script => "True",
+            DumpMode::Raw => "False",
+        }
+    }
+}
+
+/// The name of disk `index`'s dump in a staging directory.
+pub fn stage_file(index: usize) -> String {
+    format!("disk{index}.dump")
+}
+
+/// The staging directory's name for `instance` (`<instance>.stage`).
+pub fn stage_dir(instance: &str) -> String {
+    format!("{instance}{}", proto::EXPORT_STAGE_SUFFIX)
+}
+
+/// Removes the staging directory `stage` on `node`; a failure is only
+/// logged (it holds nothing anyone needs).
+pub fn remove_stage(ctx: &mut LuContext<'_>, cfg: &ConfigData, node: &Uuid, stage: &str) {
+    let Ok(t) = target_of(cfg, node) else {
+        return;
+    };
+    let args = ExportArgs {
+        export: stage.to_string(),
+    };
+    if let Err(e) = call(ctx, proto::EXPORT_REMOVE, &t, &args, super::QUICK_TIMEOUT) {
+        ctx.log(format!(
+            "WARNING: could not remove the staging directory {stage} on node {}: {}",
+            t.name,
+            rpc_msg(&e)
+        ));
+    }
+}
+
+/// Checks that what a node read or wrote is what the other end had.
+fn same_dump(what: &str, had: &TransferDone, got: &TransferDone) -> Result<(), String> {
+    if had == got {
+        return Ok(());
+    }
+    Err(format!(
+        "{what}: {} bytes (sha1 {}) were staged but {} bytes (sha1 {}) arrived",
+        had.bytes, had.sha1, got.bytes, got.sha1
+    ))
+}
+
+/// Exports disk `index` of `inst` (`spec` its resolved form) through the
+/// OS `export` script: the primary writes the dump into `stage`, the node
+/// `to` pulls it into `dest`, and the copy is checked against what was
+/// staged. The caller removes `stage` on the primary.
+#[allow(clippy::too_many_arguments)]
+pub fn export_disk_by_script(
+    ctx: &LuContext<'_>,
+    cfg: &ConfigData,
+    inst: &Instance,
+    spec: &proto::InstanceSpec,
+    index: usize,
+    stage: &str,
+    to: &Uuid,
+    dest: TransferEnd,
+) -> Result<TransferDone, String> {
+    let src = target_of(cfg, &inst.primary_node).map_err(|e| e.to_string())?;
+    let args = InstanceOsDumpArgs {
+        instance: spec.clone(),
+        disk_index: index,
+        stage: stage.to_string(),
+        file: stage_file(index),
+        debug: 0,
+    };
+    let staged: TransferDone =
+        call_typed(ctx, proto::INSTANCE_OS_EXPORT, &src, &args, SLOW_TIMEOUT)
+            .map_err(|e| format!("the OS export script failed: {}", rpc_msg(&e)))?;
+    let source = TransferEnd::ExportFile {
+        export: stage.to_string(),
+        file: stage_file(index),
+    };
+    let done = pull(ctx, cfg, &inst.primary_node, to, source, dest, None)?;
+    same_dump("copying the dump", &staged, &done)?;
+    Ok(done)
+}
+
 /// An export read for an import (`OP_INSTANCE_CREATE`, mode `import`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportSource {
@@ -414,6 +526,20 @@ impl ImportSource {
                 Ok((dump.to_string(), size))
             })
             .collect()
+    }
+
+    /// How the dumps were made: as [`OS_DUMP_KEY`] says (`True`/`False`);
+    /// without it (an export written by Ganeti itself) by Ganeti's rule,
+    /// [`DumpMode::for_os`] of the exported OS.
+    pub fn dump_mode(&self) -> Result<DumpMode, String> {
+        match self.get("export", OS_DUMP_KEY) {
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(DumpMode::Script),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(DumpMode::Raw),
+            Some(v) => Err(format!(
+                "{OS_DUMP_KEY} in the export is {v:?}, neither True nor False"
+            )),
+            None => Ok(DumpMode::for_os(self.get("export", "os").unwrap_or(""))),
+        }
     }
 }
 
@@ -581,8 +707,11 @@ pub fn read_import_source(
     Ok(source)
 }
 
-/// Fills the new instance's disks from the export's dumps (raw copy; the
-/// new primary pulls each dump from the export's node).
+/// Fills the new instance's disks from the export's dumps. A raw dump is
+/// pulled straight into the disk; an OS script dump ([`DumpMode::Script`])
+/// is pulled into a staging file on the new primary and fed to the new
+/// instance's OS `import` script there, then the staging directory is
+/// removed whatever happened.
 pub fn import_disks(
     ctx: &mut LuContext<'_>,
     cfg: &ConfigData,
@@ -590,37 +719,103 @@ pub fn import_disks(
     source: &ImportSource,
 ) -> Result<(), LuError> {
     let dumps = source.disks().map_err(LuError::Exec)?;
+    let mode = source.dump_mode().map_err(LuError::Exec)?;
     let specs = spec::disk_specs(cfg, inst)?;
-    for (d, (dump, size_mib)) in specs.iter().zip(dumps) {
-        if d.size_mib < size_mib {
+    for (d, (_, size_mib)) in specs.iter().zip(&dumps) {
+        if d.size_mib < *size_mib {
             return Err(LuError::Exec(format!(
                 "{} is {} MiB, smaller than the exported {size_mib} MiB",
                 d.iv_name, d.size_mib
             )));
         }
-        ctx.log(format!(
-            "Importing {} from export {}",
-            d.iv_name, source.export
-        ));
-        let done = pull(
-            ctx,
-            cfg,
-            &source.node,
-            &inst.primary_node,
-            TransferEnd::ExportFile {
+    }
+    let stage = stage_dir(inst.name.as_str());
+    if mode == DumpMode::Script {
+        remove_stage(ctx, cfg, &inst.primary_node, &stage);
+    }
+    let result = (|| {
+        let spec = match mode {
+            DumpMode::Script => Some(instance_spec_of(cfg, &inst.uuid)?),
+            DumpMode::Raw => None,
+        };
+        for (idx, (d, (dump, size_mib))) in specs.iter().zip(dumps).enumerate() {
+            let from = TransferEnd::ExportFile {
                 export: source.export.clone(),
                 file: dump,
-            },
-            TransferEnd::Disk(d.clone()),
-            Some(size_mib * MIB),
-        )
-        .map_err(|e| LuError::Exec(format!("Disk import of {} failed: {e}", d.iv_name)))?;
-        ctx.log(format!(
-            "{}: imported {} bytes (sha1 {})",
-            d.iv_name, done.bytes, done.sha1
-        ));
+            };
+            let failed =
+                |e: String| LuError::Exec(format!("Disk import of {} failed: {e}", d.iv_name));
+            let done = match &spec {
+                None => {
+                    ctx.log(format!(
+                        "Importing {} from export {}",
+                        d.iv_name, source.export
+                    ));
+                    let dest = TransferEnd::Disk(d.clone());
+                    pull(
+                        ctx,
+                        cfg,
+                        &source.node,
+                        &inst.primary_node,
+                        from,
+                        dest,
+                        Some(size_mib * MIB),
+                    )
+                    .map_err(failed)?
+                }
+                Some(spec) => {
+                    ctx.log(format!(
+                        "Importing {} from export {} through the OS import script",
+                        d.iv_name, source.export
+                    ));
+                    import_disk_by_script(ctx, cfg, inst, spec, idx, &stage, &source.node, from)
+                        .map_err(failed)?
+                }
+            };
+            ctx.log(format!(
+                "{}: imported {} bytes (sha1 {})",
+                d.iv_name, done.bytes, done.sha1
+            ));
+        }
+        Ok(())
+    })();
+    if mode == DumpMode::Script {
+        remove_stage(ctx, cfg, &inst.primary_node, &stage);
     }
-    Ok(())
+    result
+}
+
+/// Pulls one script dump from `from` on node `src` into `stage` on the
+/// new primary and runs the OS `import` script on it for disk `index`.
+#[allow(clippy::too_many_arguments)]
+fn import_disk_by_script(
+    ctx: &LuContext<'_>,
+    cfg: &ConfigData,
+    inst: &Instance,
+    spec: &proto::InstanceSpec,
+    index: usize,
+    stage: &str,
+    src: &Uuid,
+    from: TransferEnd,
+) -> Result<TransferDone, String> {
+    let staged_at = TransferEnd::ExportFile {
+        export: stage.to_string(),
+        file: stage_file(index),
+    };
+    let pulled = pull(ctx, cfg, src, &inst.primary_node, from, staged_at, None)?;
+    let pnode = target_of(cfg, &inst.primary_node).map_err(|e| e.to_string())?;
+    let args = InstanceOsDumpArgs {
+        instance: spec.clone(),
+        disk_index: index,
+        stage: stage.to_string(),
+        file: stage_file(index),
+        debug: 0,
+    };
+    let read: TransferDone =
+        call_typed(ctx, proto::INSTANCE_OS_IMPORT, &pnode, &args, SLOW_TIMEOUT)
+            .map_err(|e| format!("the OS import script failed: {}", rpc_msg(&e)))?;
+    same_dump("feeding the dump to the import script", &pulled, &read)?;
+    Ok(read)
 }
 
 #[cfg(test)]
@@ -855,5 +1050,32 @@ mod tests {
         let mut broken = src.clone();
         broken.ini.get_mut("instance").unwrap().remove("disk1_size");
         assert!(broken.disks().unwrap_err().contains("disk1_size"));
+
+        // How the dumps are read back: our key, else Ganeti's rule.
+        use super::DumpMode;
+        assert_eq!(
+            src.dump_mode(),
+            Ok(DumpMode::Script),
+            "Ganeti export with an OS"
+        );
+        let mut m = src.clone();
+        let set = |m: &mut ImportSource, k: &str, v: &str| {
+            m.ini.get_mut("export").unwrap().insert(k.into(), v.into());
+        };
+        set(&mut m, "os", "");
+        assert_eq!(
+            m.dump_mode(),
+            Ok(DumpMode::Raw),
+            "Ganeti export without an OS"
+        );
+        set(&mut m, "os_dump", "True");
+        assert_eq!(m.dump_mode(), Ok(DumpMode::Script));
+        set(&mut m, "os_dump", "false");
+        assert_eq!(m.dump_mode(), Ok(DumpMode::Raw));
+        set(&mut m, "os_dump", "maybe");
+        assert!(m.dump_mode().unwrap_err().contains("\"maybe\""));
+        assert_eq!(DumpMode::for_os("image+default"), DumpMode::Script);
+        assert_eq!(DumpMode::Script.ini_value(), "True");
+        assert_eq!(DumpMode::Raw.ini_value(), "False");
     }
 }

@@ -2,6 +2,8 @@
 //! `file` instance whose disk holds the image OS's ext4 file system; the
 //! disk arrives byte for byte on the target, the source copy is gone, the
 //! instance runs on the target and the file system checks clean.
+//! `gnt-backup export`/`import` go through the image OS's `export` and
+//! `import` scripts (its dumps are gzip streams); raw exports still import.
 
 use crate::harness::TestCluster;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,37 @@ fn sha1_of(p: &Path) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// The gzip-compressed dump at `dump` (what the image OS's export script
+/// writes), decompressed next to it as `<dump>.raw`.
+fn gunzip(dump: &Path) -> PathBuf {
+    let head = std::fs::read(dump).unwrap();
+    assert_eq!(
+        &head[..2],
+        &[0x1f, 0x8b],
+        "gzip magic: made by the OS export script"
+    );
+    let raw = dump.with_extension("raw");
+    let out = std::process::Command::new("gzip")
+        .args(["-d", "-c"])
+        .arg(dump)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(&raw, &out.stdout).unwrap();
+    raw
+}
+
+/// Staging directories left in the export directory of `node`.
+fn stages(c: &TestCluster, node: &str) -> Vec<String> {
+    std::fs::read_dir(c.path(node, "/srv/ganeti/export"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".stage") || n.ends_with(".new"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `e2fsck -n` on an image (skipped, with a note, when the image OS wrote
@@ -191,8 +224,11 @@ fn export_lists_and_removes_with_the_disk_intact() {
         .failed();
     assert!(remote.stderr.contains("only local"), "{remote:?}");
 
-    c.run("node1", "gnt-backup", &["export", "-n", "node2", "vm2"])
+    let out = c
+        .run("node1", "gnt-backup", &["export", "-n", "node2", "vm2"])
         .ok();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("through the OS export script"), "{text}");
     // Restarted after the copy, as it was running.
     assert!(c.fake_runs("node1", "vm2"));
     let dir = c.path("node2", "/srv/ganeti/export/vm2");
@@ -202,6 +238,7 @@ fn export_lists_and_removes_with_the_disk_intact() {
     assert!(ini.contains("\nos = image+default\n"), "{ini}");
     assert!(ini.contains("\ndisk_template = file\n"), "{ini}");
     assert!(ini.contains("\ndisk0_size = 8\n"), "{ini}");
+    assert!(ini.contains("\nos_dump = True\n"), "{ini}");
     assert!(
         ini.contains("\n[backend]\n") && ini.contains("\n[os]\n"),
         "{ini}"
@@ -211,10 +248,14 @@ fn export_lists_and_removes_with_the_disk_intact() {
         .find_map(|l| l.strip_prefix("disk0_dump = "))
         .unwrap()
         .to_string();
+    // The dump is the script's gzip stream of the disk, not the disk.
     let dump = dir.join(&dump_name);
-    assert_eq!(sha1_of(&dump), sum);
-    fsck_clean(&dump);
-    assert!(!c.path("node2", "/srv/ganeti/export/vm2.new").exists());
+    assert_ne!(sha1_of(&dump), sum);
+    let raw = gunzip(&dump);
+    assert_eq!(sha1_of(&raw), sum);
+    fsck_clean(&raw);
+    std::fs::remove_file(&raw).unwrap();
+    assert!(stages(&c, "node1").is_empty() && stages(&c, "node2").is_empty());
 
     let listed = c.run("node1", "gnt-backup", &["list"]).ok();
     let lines: Vec<&str> = listed.stdout.lines().collect();
@@ -324,23 +365,27 @@ fn export_then_import_under_a_new_name_on_another_node() {
         .failed();
     assert!(no_src.stderr.contains("--src-node"), "{no_src:?}");
 
-    c.run(
-        "node1",
-        "gnt-backup",
-        &[
-            "import",
-            "-n",
-            "node2",
-            "--src-node",
+    let out = c
+        .run(
             "node1",
-            "--src-dir",
-            "/srv/ganeti/export/vm3",
-            "--no-name-check",
-            "--no-ip-check",
-            "vm4",
-        ],
-    )
-    .ok();
+            "gnt-backup",
+            &[
+                "import",
+                "-n",
+                "node2",
+                "--src-node",
+                "node1",
+                "--src-dir",
+                "/srv/ganeti/export/vm3",
+                "--no-name-check",
+                "--no-ip-check",
+                "vm4",
+            ],
+        )
+        .ok();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("through the OS import script"), "{text}");
+    assert!(stages(&c, "node1").is_empty() && stages(&c, "node2").is_empty());
     assert_eq!(field(&c, "vm4", "pnode"), "node2");
     assert_eq!(field(&c, "vm4", "os"), "image+default");
     assert_eq!(field(&c, "vm4", "disk_template"), "file");
@@ -374,4 +419,125 @@ fn export_then_import_under_a_new_name_on_another_node() {
         .failed();
     assert!(missing.stderr.contains("No export"), "{missing:?}");
     assert!(disk_files(&c, "node2", "vm5").is_empty());
+}
+
+/// Copies export `from` on `node` to export `to`, with `config.ini` edited
+/// by `edit` and disk 0's dump replaced by `dump` when given.
+fn copy_export(
+    c: &TestCluster,
+    node: &str,
+    from: &str,
+    to: &str,
+    edit: impl Fn(&str) -> String,
+    dump: Option<&[u8]>,
+) {
+    let src = c.path(node, &format!("/srv/ganeti/export/{from}"));
+    let dst = c.path(node, &format!("/srv/ganeti/export/{to}"));
+    std::fs::create_dir_all(&dst).unwrap();
+    let ini = std::fs::read_to_string(src.join("config.ini")).unwrap();
+    let dump_name = ini
+        .lines()
+        .find_map(|l| l.strip_prefix("disk0_dump = "))
+        .unwrap()
+        .to_string();
+    std::fs::write(dst.join("config.ini"), edit(&ini)).unwrap();
+    match dump {
+        Some(bytes) => std::fs::write(dst.join(&dump_name), bytes).unwrap(),
+        None => {
+            std::fs::copy(src.join(&dump_name), dst.join(&dump_name)).unwrap();
+        }
+    }
+}
+
+fn import_args<'a>(src_dir: &'a str, name: &'a str) -> Vec<&'a str> {
+    vec![
+        "import",
+        "-n",
+        "node2",
+        "--src-node",
+        "node1",
+        "--src-dir",
+        src_dir,
+        "--no-name-check",
+        "--no-ip-check",
+        name,
+    ]
+}
+
+#[test]
+fn raw_exports_still_import_and_a_refused_dump_leaves_nothing() {
+    let c = TestCluster::two_nodes_with_os();
+    c.run(
+        "node1",
+        "gnt-instance",
+        &[
+            "add",
+            "-t",
+            "file",
+            "--disk",
+            "0:size=8M",
+            "-o",
+            "image+default",
+            "-H",
+            "fake",
+            "-B",
+            "maxmem=128M,minmem=128M,vcpus=1",
+            "-n",
+            "node1",
+            "--no-name-check",
+            "--no-ip-check",
+            "vm6",
+        ],
+    )
+    .ok();
+    c.run("node1", "gnt-backup", &["export", "-n", "node1", "vm6"])
+        .ok();
+    let disk = disk_files(&c, "node1", "vm6")[0].clone();
+    let sum = sha1_of(&disk);
+    let image = std::fs::read(&disk).unwrap();
+
+    // A raw export (os_dump = False: the dump is the disk itself) is
+    // copied into the new disk as it is; the import script does not run.
+    let raw = |ini: &str| ini.replace("os_dump = True", "os_dump = False");
+    copy_export(&c, "node1", "vm6", "raw6", raw, Some(&image));
+    let out = c
+        .run("node1", "gnt-backup", &import_args("raw6", "vm7"))
+        .ok();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(!text.contains("OS import script"), "{text}");
+    let disks = disk_files(&c, "node2", "vm7");
+    assert_eq!(sha1_of(&disks[0]), sum);
+    fsck_clean(&disks[0]);
+
+    // An export written by Ganeti itself has no os_dump key: with an OS
+    // its dumps were made by the export script, so import runs the script.
+    let ganeti = |ini: &str| ini.replace("os_dump = True\n", "");
+    copy_export(&c, "node1", "vm6", "ganeti6", ganeti, None);
+    c.run("node1", "gnt-backup", &import_args("ganeti6", "vm8"))
+        .ok();
+    assert_eq!(sha1_of(&disk_files(&c, "node2", "vm8")[0]), sum);
+
+    // A dump the import script refuses: the job fails with the script's
+    // own words, and neither the instance, its disk nor a staging file is
+    // left behind.
+    copy_export(&c, "node1", "vm6", "bad6", |i| i.to_string(), Some(&image));
+    let bad = c
+        .run("node1", "gnt-backup", &import_args("bad6", "vm9"))
+        .failed();
+    assert!(
+        bad.stderr
+            .contains("not what this OS's export script writes"),
+        "{bad:?}"
+    );
+    assert!(bad.stderr.contains("not in gzip format"), "{bad:?}");
+    let listed = c
+        .run(
+            "node1",
+            "gnt-instance",
+            &["list", "--no-headers", "-o", "name"],
+        )
+        .ok();
+    assert!(!listed.stdout.contains("vm9"), "{listed:?}");
+    assert!(disk_files(&c, "node2", "vm9").is_empty());
+    assert!(stages(&c, "node1").is_empty() && stages(&c, "node2").is_empty());
 }
