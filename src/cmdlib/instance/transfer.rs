@@ -413,6 +413,18 @@ impl DumpMode {
     }
 }
 
+/// What the OS export/import procedures get for disk `index` staged in
+/// export directory `stage`.
+fn dump_args(spec: &proto::InstanceSpec, index: usize, stage: &str) -> InstanceOsDumpArgs {
+    InstanceOsDumpArgs {
+        instance: spec.clone(),
+        disk_index: index,
+        stage: stage.to_string(),
+        file: stage_file(index),
+        debug: 0,
+    }
+}
+
 /// The name of disk `index`'s dump in a staging directory.
 pub fn stage_file(index: usize) -> String {
     format!("disk{index}.dump")
@@ -468,13 +480,7 @@ pub fn export_disk_by_script(
     dest: TransferEnd,
 ) -> Result<TransferDone, String> {
     let src = target_of(cfg, &inst.primary_node).map_err(|e| e.to_string())?;
-    let args = InstanceOsDumpArgs {
-        instance: spec.clone(),
-        disk_index: index,
-        stage: stage.to_string(),
-        file: stage_file(index),
-        debug: 0,
-    };
+    let args = dump_args(spec, index, stage);
     let staged: TransferDone =
         call_typed(ctx, proto::INSTANCE_OS_EXPORT, &src, &args, SLOW_TIMEOUT)
             .map_err(|e| format!("the OS export script failed: {}", rpc_msg(&e)))?;
@@ -804,13 +810,7 @@ fn import_disk_by_script(
     };
     let pulled = pull(ctx, cfg, src, &inst.primary_node, from, staged_at, None)?;
     let pnode = target_of(cfg, &inst.primary_node).map_err(|e| e.to_string())?;
-    let args = InstanceOsDumpArgs {
-        instance: spec.clone(),
-        disk_index: index,
-        stage: stage.to_string(),
-        file: stage_file(index),
-        debug: 0,
-    };
+    let args = dump_args(spec, index, stage);
     let read: TransferDone =
         call_typed(ctx, proto::INSTANCE_OS_IMPORT, &pnode, &args, SLOW_TIMEOUT)
             .map_err(|e| format!("the OS import script failed: {}", rpc_msg(&e)))?;
