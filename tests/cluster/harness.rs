@@ -326,6 +326,15 @@ impl TestCluster {
         c
     }
 
+    /// `gnt-instance add` on node1 with the fake hypervisor and no name or
+    /// IP checks; `spec` gives the rest (template, disks, OS, `-B`, `-n`…).
+    pub fn add_instance(&self, spec: &[&str], name: &str) -> Run {
+        let mut args = vec!["add", "-H", "fake", "--no-name-check", "--no-ip-check"];
+        args.extend_from_slice(spec);
+        args.push(name);
+        self.run("node1", "gnt-instance", &args)
+    }
+
     /// Whether the fake hypervisor of `node` runs `inst`.
     pub fn fake_runs(&self, node: &str, inst: &str) -> bool {
         self.path(node, &format!("/var/run/ganeti/fake-hypervisor/{inst}"))

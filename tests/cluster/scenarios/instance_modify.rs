@@ -37,11 +37,8 @@ fn nics_and_file_disks_are_added_removed_and_recreated() {
     let c = TestCluster::new(1);
     c.init_multi(&[]).ok();
     c.install_os("node1", "image", &TestCluster::image_os());
-    c.run(
-        "node1",
-        "gnt-instance",
+    c.add_instance(
         &[
-            "add",
             "-t",
             "file",
             "--disk",
@@ -50,17 +47,13 @@ fn nics_and_file_disks_are_added_removed_and_recreated() {
             "image+default",
             "-O",
             "size=8",
-            "-H",
-            "fake",
             "-B",
             "maxmem=64M,minmem=64M,vcpus=1",
-            "--no-name-check",
-            "--no-ip-check",
             "-n",
             "node1",
             "--no-start",
-            "m1",
         ],
+        "m1",
     )
     .ok();
     assert_eq!(counts(&c), "m1|1|1\n");
@@ -189,11 +182,8 @@ fn reinstall_keeps_only_the_os_parameters_the_new_os_knows() {
     c.install_os("node1", "image", &TestCluster::image_os());
     let imgx = image_with_label(&c);
     c.install_os("node1", "imgx", &imgx);
-    c.run(
-        "node1",
-        "gnt-instance",
+    c.add_instance(
         &[
-            "add",
             "-t",
             "file",
             "--disk",
@@ -202,15 +192,11 @@ fn reinstall_keeps_only_the_os_parameters_the_new_os_knows() {
             "imgx+default",
             "-O",
             "size=8,label=old",
-            "-H",
-            "fake",
-            "--no-name-check",
-            "--no-ip-check",
             "-n",
             "node1",
             "--no-start",
-            "k1",
         ],
+        "k1",
     )
     .ok();
     let osparams = |c: &TestCluster| {

@@ -137,11 +137,8 @@ fn diskless_instance_life_cycle_on_the_fake_hypervisor() {
 #[test]
 fn file_disk_gets_a_real_file_system_from_the_os_create_script() {
     let c = TestCluster::two_nodes_with_os();
-    c.run(
-        "node1",
-        "gnt-instance",
+    c.add_instance(
         &[
-            "add",
             "-t",
             "file",
             "--disk",
@@ -150,15 +147,11 @@ fn file_disk_gets_a_real_file_system_from_the_os_create_script() {
             "image+default",
             "-O",
             "size=8",
-            "-H",
-            "fake",
-            "--no-name-check",
-            "--no-ip-check",
             "-n",
             "node1",
             "--no-start",
-            "db1",
         ],
+        "db1",
     )
     .ok();
     let dir = c.path("node1", "/srv/ganeti/file-storage/db1");
@@ -296,25 +289,18 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     assert!(instance_names(&c).is_empty());
     c.start_noded("node2");
     c.wait_for("node2 back", Duration::from_secs(5), || true);
-    c.run(
-        "node1",
-        "gnt-instance",
+    c.add_instance(
         &[
-            "add",
             "-t",
             "file",
             "--disk",
             "0:size=16M",
             "-o",
             "image+default",
-            "-H",
-            "fake",
-            "--no-name-check",
-            "--no-ip-check",
             "-n",
             "node2",
-            "late1",
         ],
+        "late1",
     )
     .ok();
     assert_eq!(instance_names(&c), ["late1"]);

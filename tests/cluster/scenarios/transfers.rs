@@ -101,32 +101,24 @@ fn fsck_clean(image: &Path) {
     }
 }
 
+/// A file instance of the image OS on node1 (8 MiB disk, 128 MiB memory).
+const FILE_VM: &[&str] = &[
+    "-t",
+    "file",
+    "--disk",
+    "0:size=8M",
+    "-o",
+    "image+default",
+    "-B",
+    "maxmem=128M,minmem=128M,vcpus=1",
+    "-n",
+    "node1",
+];
+
 #[test]
 fn file_instance_moves_with_its_file_system_intact() {
     let c = TestCluster::two_nodes_with_os();
-    c.run(
-        "node1",
-        "gnt-instance",
-        &[
-            "add",
-            "-t",
-            "file",
-            "--disk",
-            "0:size=8M",
-            "-o",
-            "image+default",
-            "-H",
-            "fake",
-            "-B",
-            "maxmem=128M,minmem=128M,vcpus=1",
-            "-n",
-            "node1",
-            "--no-name-check",
-            "--no-ip-check",
-            "vm1",
-        ],
-    )
-    .ok();
+    c.add_instance(FILE_VM, "vm1").ok();
     assert!(c.fake_runs("node1", "vm1"));
     let before = disk_files(&c, "node1", "vm1");
     assert_eq!(before.len(), 1, "{before:?}");
@@ -187,29 +179,7 @@ fn file_instance_moves_with_its_file_system_intact() {
 #[test]
 fn export_lists_and_removes_with_the_disk_intact() {
     let c = TestCluster::two_nodes_with_os();
-    c.run(
-        "node1",
-        "gnt-instance",
-        &[
-            "add",
-            "-t",
-            "file",
-            "--disk",
-            "0:size=8M",
-            "-o",
-            "image+default",
-            "-H",
-            "fake",
-            "-B",
-            "maxmem=128M,minmem=128M,vcpus=1",
-            "-n",
-            "node1",
-            "--no-name-check",
-            "--no-ip-check",
-            "vm2",
-        ],
-    )
-    .ok();
+    c.add_instance(FILE_VM, "vm2").ok();
     let disk = disk_files(&c, "node1", "vm2");
     c.run("node1", "gnt-instance", &["shutdown", "vm2"]).ok();
     let sum = sha1_of(&disk[0]);
@@ -319,29 +289,7 @@ fn export_lists_and_removes_with_the_disk_intact() {
 #[test]
 fn export_then_import_under_a_new_name_on_another_node() {
     let c = TestCluster::two_nodes_with_os();
-    c.run(
-        "node1",
-        "gnt-instance",
-        &[
-            "add",
-            "-t",
-            "file",
-            "--disk",
-            "0:size=8M",
-            "-o",
-            "image+default",
-            "-H",
-            "fake",
-            "-B",
-            "maxmem=128M,minmem=128M,vcpus=1",
-            "-n",
-            "node1",
-            "--no-name-check",
-            "--no-ip-check",
-            "vm3",
-        ],
-    )
-    .ok();
+    c.add_instance(FILE_VM, "vm3").ok();
     c.run("node1", "gnt-backup", &["export", "-n", "node1", "vm3"])
         .ok();
     let sum = sha1_of(&disk_files(&c, "node1", "vm3")[0]);
@@ -467,29 +415,7 @@ fn import_args<'a>(src_dir: &'a str, name: &'a str) -> Vec<&'a str> {
 #[test]
 fn raw_exports_still_import_and_a_refused_dump_leaves_nothing() {
     let c = TestCluster::two_nodes_with_os();
-    c.run(
-        "node1",
-        "gnt-instance",
-        &[
-            "add",
-            "-t",
-            "file",
-            "--disk",
-            "0:size=8M",
-            "-o",
-            "image+default",
-            "-H",
-            "fake",
-            "-B",
-            "maxmem=128M,minmem=128M,vcpus=1",
-            "-n",
-            "node1",
-            "--no-name-check",
-            "--no-ip-check",
-            "vm6",
-        ],
-    )
-    .ok();
+    c.add_instance(FILE_VM, "vm6").ok();
     c.run("node1", "gnt-backup", &["export", "-n", "node1", "vm6"])
         .ok();
     let disk = disk_files(&c, "node1", "vm6")[0].clone();
