@@ -597,6 +597,31 @@ pub fn export_name(src_path: Option<&str>, instance: &str) -> Result<String, LuE
     Ok(name.to_string())
 }
 
+/// The node holding export `export` when an import names no source node:
+/// every online node is asked for its exports (Ganeti's search), the first
+/// in name order that has it wins.
+fn find_export(ctx: &LuContext<'_>, cfg: &ConfigData, export: &str) -> Result<String, LuError> {
+    let live = crate::cmdlib::live::gather_exports(ctx.rpc, cfg);
+    let mut holders: Vec<&str> = cfg
+        .nodes
+        .values()
+        .filter(|n| {
+            live.nodes
+                .get(n.uuid.as_str())
+                .and_then(|l| l.exports.as_ref())
+                .is_some_and(|list| list.iter().any(|e| e == export))
+        })
+        .map(|n| n.name.as_str())
+        .collect();
+    holders.sort_unstable();
+    holders.first().map(|n| n.to_string()).ok_or_else(|| {
+        LuError::prereq(
+            ErrorKind::NoEnt,
+            format!("No export found for relative path {export}"),
+        )
+    })
+}
+
 /// Reads the export an import names (`export_info` on its node) and fills
 /// what the opcode leaves open from it, as Ganeti's `_ReadExportParams`
 /// does: OS, disk template, disks (sizes), NICs (mode and link; new MACs,
@@ -608,13 +633,15 @@ pub fn read_import_source(
     op: &mut crate::opcodes::OpInstanceCreate,
 ) -> Result<ImportSource, LuError> {
     let inval = |m: String| LuError::prereq(ErrorKind::Inval, m);
-    let src = op.src_node.clone().ok_or_else(|| {
-        inval("Importing an instance needs the source node (--src-node); searching all nodes is not supported by ganeti-rs".into())
-    })?;
+    let export = export_name(op.src_path.as_deref(), &op.instance_name)?;
+    let src = match op.src_node.clone() {
+        Some(n) => n,
+        None => find_export(ctx, cfg, &export)?,
+    };
+    op.src_node = Some(src.clone());
     let (_, node) = cfg
         .node_by_name(&src)
         .ok_or_else(|| LuError::prereq(ErrorKind::NoEnt, format!("Node '{src}' not known")))?;
-    let export = export_name(op.src_path.as_deref(), &op.instance_name)?;
     let tgt = crate::cmdlib::node::target(node);
     let text: String = call_typed(
         ctx,
