@@ -746,6 +746,20 @@ pub fn dispatch_instance_procedure(
     }))
 }
 
+/// The arguments of `procedure` as `T`; the error names the procedure.
+/// Shared by the instance, block-device, OS, transfer and export handlers.
+fn decode<T: serde::de::DeserializeOwned>(
+    procedure: &str,
+    args: serde_json::Value,
+) -> Result<T, String> {
+    serde_json::from_value(args).map_err(|e| format!("invalid arguments for {procedure}: {e}"))
+}
+
+/// A handler's answer as JSON.
+fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, String> {
+    serde_json::to_value(v).map_err(|e| format!("cannot encode the reply: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@
 //! - `blockdev_getsize` ([`BlockdevsArgs`] → list of MiB or null, rounded
 //!   down): null where the disk is missing or cannot be measured.
 
+use super::{decode, to_value};
 use crate::error::chain;
 use crate::paths::Paths;
 use crate::rpc::proto::{
@@ -29,7 +30,6 @@ use crate::rpc::proto::{
 };
 use crate::storage::{self, Access, GrowLayer, GrowMode, StorageError, MIB};
 use crate::sys::cmd::{RealRunner, Runner};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Prefix of the owner text recorded with a disk (Ganeti's
@@ -64,14 +64,6 @@ pub fn handle_with(
         _ => return None,
     };
     Some(result)
-}
-
-fn decode<T: DeserializeOwned>(procedure: &str, args: Value) -> Result<T, String> {
-    serde_json::from_value(args).map_err(|e| format!("invalid arguments for {procedure}: {e}"))
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, String> {
-    serde_json::to_value(v).map_err(|e| format!("cannot encode the reply: {e}"))
 }
 
 /// The error message for `disk`: what failed, on which disk, with causes.

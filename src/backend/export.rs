@@ -53,13 +53,14 @@ pub fn handle(paths: &Paths, procedure: &str, args: Value) -> Option<Result<Valu
 #[serde(deny_unknown_fields)]
 struct NoArgs {}
 
+/// [`super::decode`], with `null` arguments taken as `{}`.
 fn decode<T: DeserializeOwned>(procedure: &str, args: Value) -> Result<T, String> {
     let args = if args.is_null() {
         Value::Object(Default::default())
     } else {
         args
     };
-    serde_json::from_value(args).map_err(|e| format!("invalid arguments for {procedure}: {e}"))
+    super::decode(procedure, args)
 }
 
 /// Checks that `name` is one plain path component: not empty, no `/`, no

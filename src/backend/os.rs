@@ -13,6 +13,7 @@
 //! the file it read.
 
 use super::export;
+use super::{decode, to_value};
 use crate::os::{self, DiskIo, LogName, Script, ScriptIo};
 use crate::paths::Paths;
 use crate::rpc::proto::{
@@ -20,7 +21,6 @@ use crate::rpc::proto::{
     TransferDone,
 };
 use crate::sys::cmd::{RealRunner, Runner};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Runs `procedure` if it is one of this module's; `None` otherwise.
@@ -58,14 +58,6 @@ pub fn handle_with(
         _ => return None,
     };
     Some(result)
-}
-
-fn decode<T: DeserializeOwned>(procedure: &str, args: Value) -> Result<T, String> {
-    serde_json::from_value(args).map_err(|e| format!("bad arguments for {procedure}: {e}"))
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, String> {
-    serde_json::to_value(v).map_err(|e| format!("cannot encode the answer: {e}"))
 }
 
 /// `instance_os_add`: runs `create` (Ganeti's `InstanceOsAdd`), with

@@ -13,6 +13,7 @@
 //! Never reads the cluster config: the master puts both ends in the call.
 
 use super::export;
+use super::{decode, to_value};
 use crate::error::chain;
 use crate::paths::Paths;
 use crate::rpc::b64;
@@ -22,7 +23,6 @@ use crate::rpc::proto::{
 };
 use crate::storage;
 use crate::sys::cmd::{RealRunner, Runner};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 use std::fs::{File, OpenOptions};
@@ -56,14 +56,6 @@ pub fn handle_with(
         _ => return export::handle(paths, procedure, args),
     };
     Some(result)
-}
-
-fn decode<T: DeserializeOwned>(procedure: &str, args: Value) -> Result<T, String> {
-    serde_json::from_value(args).map_err(|e| format!("invalid arguments for {procedure}: {e}"))
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, String> {
-    serde_json::to_value(v).map_err(|e| format!("cannot encode the reply: {e}"))
 }
 
 /// A short name of a transfer end for messages.
