@@ -287,6 +287,20 @@ impl TestCluster {
         }
     }
 
+    /// Sets the admin state of the config's first instance (the only one of
+    /// [`TestCluster::with_stopped_instance`]) through the store.
+    pub fn set_admin_state(&self, state: crate::config::objects::AdminState) {
+        self.processor
+            .store()
+            .update(|cfg| {
+                if let Some(i) = cfg.instances.values_mut().next() {
+                    i.admin_state = state;
+                }
+                Ok(())
+            })
+            .expect("a test config update succeeds");
+    }
+
     /// Two nodes and one instance (`inst1`, one disk, one NIC), stopped,
     /// its disks inactive.
     pub fn with_stopped_instance(tag: &str) -> TestCluster {

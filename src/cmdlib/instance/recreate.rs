@@ -505,13 +505,7 @@ mod tests {
             m,
             "Can't recreate disks partially and change the nodes at the same time"
         );
-        c.processor
-            .store()
-            .update(|cfg| {
-                cfg.instances.values_mut().next().unwrap().admin_state = AdminState::Up;
-                Ok(())
-            })
-            .unwrap();
+        c.set_admin_state(AdminState::Up);
         let (k, m) = prereq(c.run(op(json!([]), &[])).0);
         assert_eq!(k, ErrorKind::State);
         assert_eq!(

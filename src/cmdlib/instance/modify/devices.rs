@@ -166,6 +166,16 @@ fn nic_index(nics: &[Nic], ident: &Value) -> Result<usize, LuError> {
     )
 }
 
+/// The position of an existing disk among `disks` (see [`find_index`]).
+fn disk_index(disks: &[Disk], ident: &Value) -> Result<usize, LuError> {
+    find_index(
+        "disk",
+        ident,
+        disks.iter().map(|d| (d.name.as_deref(), d.uuid.as_str())),
+        disks.len(),
+    )
+}
+
 /// The position of an existing item (Ganeti's `GetItemFromContainer`):
 /// an index (`-1`: the last), a name or a UUID.
 fn find_index<'a>(
@@ -613,22 +623,12 @@ pub fn plan_disks(
                 });
             }
             Action::Remove => {
-                let idx = find_index(
-                    "disk",
-                    &m.ident,
-                    disks.iter().map(|d| (d.name.as_deref(), d.uuid.as_str())),
-                    disks.len(),
-                )?;
+                let idx = disk_index(&disks, &m.ident)?;
                 let d = disks.remove(idx);
                 steps.push(DiskStep::Remove { idx, uuid: d.uuid });
             }
             Action::Modify => {
-                let idx = find_index(
-                    "disk",
-                    &m.ident,
-                    disks.iter().map(|d| (d.name.as_deref(), d.uuid.as_str())),
-                    disks.len(),
-                )?;
+                let idx = disk_index(&disks, &m.ident)?;
                 if m.params.contains_key("size") {
                     return Err(inval("Disk size change not possible, use grow-disk"));
                 }
@@ -1300,13 +1300,7 @@ mod tests {
             m,
             "Hotplug is not possible: hotplug is not supported by ganeti-rs"
         );
-        c.processor
-            .store()
-            .update(|cfg| {
-                cfg.instances.values_mut().next().unwrap().admin_state = AdminState::Up;
-                Ok(())
-            })
-            .unwrap();
+        c.set_admin_state(AdminState::Up);
         let (out, log) = c.run(OpInstanceSetParams {
             hotplug_if_possible: true,
             ..nics(json!([["add", -1, {}]]))
